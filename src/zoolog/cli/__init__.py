@@ -1,0 +1,1 @@
+"""The `zoolog` command line."""

@@ -1,0 +1,121 @@
+"""Access control: ACL matching, the digest scheme, and `auth`-scheme expansion.
+
+An identity is a `(scheme, id)` pair a connection has proven: every connection has
+`("ip", peer_address)`; `addauth digest user:pw` adds `("digest", "user:<base64 sha1>")`; the
+configured super user gets `SUPER_IDENTITY`, which passes every check. Identities travel inside
+each write txn so that `apply` checks permissions deterministically on every replica.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+from zoolog.coord.errors import Code, ZkError
+from zoolog.protocol.zk._generated.jute_records import ACL, Id
+
+READ = 1
+WRITE = 2
+CREATE = 4
+DELETE = 8
+ADMIN = 16
+ALL = 31
+
+SUPER_IDENTITY = ("super", "")
+
+OPEN_ACL_UNSAFE: tuple[ACL, ...] = (ACL(perms=ALL, id=Id(scheme="world", id="anyone")),)
+
+Identity = tuple[str, str]
+
+
+def digest_id(user_password: str) -> str:
+    """`user:password` -> `user:base64(sha1("user:password"))`, ZooKeeper's digest id."""
+    user = user_password.split(":", 1)[0]
+    digest = base64.b64encode(hashlib.sha1(user_password.encode("utf-8")).digest())
+    return f"{user}:{digest.decode('ascii')}"
+
+
+def _ip_matches(pattern: str, address: str) -> bool:
+    try:
+        network = ipaddress.ip_network(pattern, strict=False)
+        return ipaddress.ip_address(address) in network
+    except ValueError:
+        return False
+
+
+def _id_matches(acl_id: Id, identity: Identity) -> bool:
+    scheme, ident = identity
+    if acl_id.scheme != scheme:
+        return False
+    if scheme == "ip":
+        return _ip_matches(acl_id.id or "", ident)
+    return acl_id.id == ident
+
+
+def check(acls: Sequence[ACL], perm: int, identities: Iterable[Identity]) -> bool:
+    """True if one of `identities` is granted `perm` by `acls` (ZooKeeper's checkACL)."""
+    ids = tuple(identities)
+    if SUPER_IDENTITY in ids:
+        return True
+    if not acls:
+        return True
+    for acl in acls:
+        if not acl.perms & perm:
+            continue
+        acl_id = acl.id
+        if acl_id.scheme == "world" and acl_id.id == "anyone":
+            return True
+        for identity in ids:
+            if _id_matches(acl_id, identity):
+                return True
+    return False
+
+
+def require(acls: Sequence[ACL], perm: int, identities: Iterable[Identity]) -> None:
+    if not check(acls, perm, identities):
+        raise ZkError(Code.NOAUTH, "insufficient permissions")
+
+
+def fixup(acls: Sequence[ACL] | None, identities: Iterable[Identity]) -> list[ACL]:
+    """Validate a client-supplied ACL list and expand `auth` entries (ZooKeeper's fixupACL).
+
+    Empty lists, unknown schemes, malformed ids and `auth` entries on a session with no
+    authenticated identity are INVALIDACL.
+    """
+    if not acls:
+        raise ZkError(Code.INVALIDACL, "ACL list must not be empty")
+    authed = [i for i in identities if i[0] not in ("ip", "super")]
+    out: list[ACL] = []
+    for acl in acls:
+        scheme = acl.id.scheme or ""
+        ident = acl.id.id or ""
+        if acl.perms & ~ALL or (acl.perms == 0 and scheme == ""):
+            raise ZkError(Code.INVALIDACL, f"bad permissions {acl.perms}")
+        if scheme == "world":
+            if ident != "anyone":
+                raise ZkError(Code.INVALIDACL, f"world id must be anyone, not {ident!r}")
+            out.append(ACL(perms=acl.perms, id=Id(scheme="world", id="anyone")))
+        elif scheme == "auth":
+            if not authed:
+                raise ZkError(Code.INVALIDACL, "auth scheme needs an authenticated session")
+            for s, i in authed:
+                entry = ACL(perms=acl.perms, id=Id(scheme=s, id=i))
+                if entry not in out:
+                    out.append(entry)
+        elif scheme == "digest":
+            if ident.count(":") != 1 or not ident.split(":")[0]:
+                raise ZkError(Code.INVALIDACL, f"digest id must be user:hash, not {ident!r}")
+            out.append(ACL(perms=acl.perms, id=Id(scheme="digest", id=ident)))
+        elif scheme == "ip":
+            try:
+                ipaddress.ip_network(ident, strict=False)
+            except ValueError as exc:
+                raise ZkError(Code.INVALIDACL, f"bad ip id {ident!r}") from exc
+            out.append(ACL(perms=acl.perms, id=Id(scheme="ip", id=ident)))
+        elif scheme in ("sasl", "x509"):
+            out.append(ACL(perms=acl.perms, id=Id(scheme=scheme, id=ident)))
+        else:
+            raise ZkError(Code.INVALIDACL, f"unknown ACL scheme {scheme!r}")
+    return out

@@ -1,0 +1,492 @@
+"""The data tree and session table, and `apply`: the coordination state machine.
+
+Owns: every znode (data, ACL, Stat counters, children), every live session and its ephemerals,
+and the last applied zxid. `CoordState.apply(txn)` is the only way state changes; it is
+deterministic (time and zxid come in the txn, identities for permission checks too), so replicas
+that apply the same log hold identical state. It returns the reply for the originating client
+and the watch triggers as values; it never touches a connection, a clock or a file.
+
+Invariants:
+- `nodes` holds "/" and, for every other key, its parent; a parent's `children` names exactly
+  the nodes below it.
+- `Node.cversion` counts child *creations* (it drives sequential names); clients see
+  `2 * cversion - numChildren`, ZooKeeper's "count of changes".
+- An ephemeral node's owner is a live session, and that session's `ephemerals` lists it.
+- A failed write (including a failed multi) changes nothing but `last_zxid`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from zoolog.coord import acl as acls
+from zoolog.coord.errors import Code, ZkError
+from zoolog.coord.paths import name_of, parent_of, validate_path
+from zoolog.coord.txn import MultiBody, Txn
+from zoolog.limits import Limits
+from zoolog.protocol.zk._generated.jute_records import (
+    ACL,
+    CheckVersionRequest,
+    Create2Response,
+    CreateRequest,
+    CreateResponse,
+    CreateSessionTxn,
+    CreateTTLRequest,
+    DeleteRequest,
+    ErrorResponse,
+    Id,
+    SetACLRequest,
+    SetACLResponse,
+    SetDataRequest,
+    SetDataResponse,
+    Stat,
+)
+from zoolog.protocol.zk.opcodes import CreateFlag, EventType, OpCode
+
+CONTAINER_OWNER = -0x8000000000000000
+"""ephemeralOwner of a container node (0x8000000000000000 as a signed long)."""
+TTL_OWNER_BASE = -0x0100000000000000
+"""ephemeralOwner high byte 0xFF marks a TTL node; the low 56 bits hold the TTL in ms."""
+TTL_MS_MAX = (1 << 40) - 1
+
+SPECIAL_PATHS = frozenset(("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"))
+
+_INT32_MIN = -(1 << 31)
+_INT32_SPAN = 1 << 32
+
+
+def _int32(value: int) -> int:
+    """Java int arithmetic: wrap to a signed 32-bit value."""
+    return (value - _INT32_MIN) % _INT32_SPAN + _INT32_MIN
+
+
+def is_ttl_owner(owner: int) -> bool:
+    return owner < 0 and (owner >> 56) == -1 and owner != CONTAINER_OWNER
+
+
+def ttl_of(owner: int) -> int:
+    return owner & 0x00FFFFFFFFFFFFFF
+
+
+class Node:
+    """One znode. `cversion` is the internal child-creation count (see module docstring)."""
+
+    __slots__ = (
+        "acl",
+        "aversion",
+        "children",
+        "ctime",
+        "cversion",
+        "czxid",
+        "data",
+        "ephemeral_owner",
+        "mtime",
+        "mzxid",
+        "pzxid",
+        "version",
+    )
+
+    def __init__(
+        self,
+        data: bytes | None,
+        acl: list[ACL],
+        zxid: int,
+        time_ms: int,
+        ephemeral_owner: int = 0,
+    ) -> None:
+        self.data = data
+        self.acl = acl
+        self.czxid = zxid
+        self.mzxid = zxid
+        self.pzxid = zxid
+        self.ctime = time_ms
+        self.mtime = time_ms
+        self.version = 0
+        self.cversion = 0
+        self.aversion = 0
+        self.ephemeral_owner = ephemeral_owner
+        self.children: set[str] = set()
+
+    def stat(self) -> Stat:
+        """The Stat a client sees (visible cversion, ephemeralOwner hidden for container/TTL)."""
+        owner = self.ephemeral_owner
+        num_children = len(self.children)
+        data = self.data
+        return Stat(
+            self.czxid,
+            self.mzxid,
+            self.ctime,
+            self.mtime,
+            self.version,
+            _int32(2 * self.cversion - num_children),
+            self.aversion,
+            owner if owner > 0 else 0,
+            len(data) if data is not None else 0,
+            num_children,
+            self.pzxid,
+        )
+
+    @property
+    def is_ephemeral(self) -> bool:
+        return self.ephemeral_owner > 0
+
+    @property
+    def is_container(self) -> bool:
+        return self.ephemeral_owner == CONTAINER_OWNER
+
+
+@dataclass(slots=True)
+class Session:
+    session_id: int
+    timeout_ms: int
+    ephemerals: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class MultiResult:
+    """One op's outcome inside a multi reply: `err` 0 with `response`, or an error code."""
+
+    op: int
+    err: int
+    response: object | None
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """What applying one txn produced.
+
+    `err` and `response` form the reply to the originating client (`response` is a jute
+    record, a list of MultiResult for multi, or None); `triggers` are (EventType, path) pairs
+    in the order the watch manager must fire them.
+    """
+
+    err: int
+    response: object | None = None
+    triggers: list[tuple[int, str]] = field(default_factory=list)
+
+
+Undo = list[Callable[[], None]]
+
+
+class CoordState:
+    """The replicated state of the coordination service and its deterministic `apply`."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.nodes: dict[str, Node] = {}
+        self.sessions: dict[int, Session] = {}
+        self.last_zxid = 0
+        open_acl = list(acls.OPEN_ACL_UNSAFE)
+        read_acl = [ACL(perms=acls.READ, id=Id(scheme="world", id="anyone"))]
+        for path, acl in (
+            ("/", open_acl),
+            ("/zookeeper", open_acl),
+            ("/zookeeper/quota", open_acl),
+            ("/zookeeper/config", read_acl),
+        ):
+            self.nodes[path] = Node(b"", list(acl), 0, 0)
+            if path != "/":
+                self.nodes[parent_of(path)].children.add(name_of(path))
+        self._apply_op: dict[int, Callable[[Txn, int, object, Undo | None], ApplyResult]] = {
+            OpCode.create: self._apply_create,
+            OpCode.create2: self._apply_create,
+            OpCode.createContainer: self._apply_create,
+            OpCode.createTTL: self._apply_create,
+            OpCode.delete: self._apply_delete,
+            OpCode.deleteContainer: self._apply_delete_container,
+            OpCode.setData: self._apply_set_data,
+            OpCode.setACL: self._apply_set_acl,
+            OpCode.check: self._apply_check,
+        }
+
+    # ------------------------------------------------------------------ queries
+
+    def node_count(self) -> int:
+        return len(self.nodes)
+
+    def get(self, path: str) -> Node:
+        node = self.nodes.get(path)
+        if node is None:
+            raise ZkError(Code.NONODE, path)
+        return node
+
+    def ephemeral_count(self) -> int:
+        return sum(len(s.ephemerals) for s in self.sessions.values())
+
+    def approximate_data_size(self) -> int:
+        return sum(len(p) + len(n.data or b"") for p, n in self.nodes.items())
+
+    def descendants(self, path: str) -> Iterator[str]:
+        """Every path strictly below `path`, parents before children."""
+        stack = [path]
+        while stack:
+            current = stack.pop()
+            node = self.nodes[current]
+            for name in sorted(node.children, reverse=True):
+                child = current + "/" + name if current != "/" else "/" + name
+                yield child
+                stack.append(child)
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, txn: Txn) -> ApplyResult:
+        """Apply one txn: the only mutation of the state. Deterministic."""
+        if txn.zxid <= self.last_zxid:
+            raise AssertionError(f"zxid {txn.zxid:#x} applied after {self.last_zxid:#x}")
+        self.last_zxid = txn.zxid
+        op = txn.op
+        if op == OpCode.createSession:
+            return self._apply_create_session(txn)
+        if op == OpCode.closeSession:
+            return self._apply_close_session(txn)
+        if op == OpCode.error:
+            body = txn.body
+            assert isinstance(body, ErrorResponse)
+            return ApplyResult(body.err)
+        if op not in (OpCode.deleteContainer,) and txn.session_id not in self.sessions:
+            return ApplyResult(Code.SESSIONEXPIRED)
+        if op == OpCode.multi:
+            assert isinstance(txn.body, MultiBody)
+            return self._apply_multi(txn, txn.body)
+        handler = self._apply_op.get(op)
+        if handler is None:
+            raise AssertionError(f"txn with op {op} cannot be applied")
+        try:
+            return handler(txn, op, txn.body, None)
+        except ZkError as err:
+            return ApplyResult(err.code)
+
+    def _apply_create_session(self, txn: Txn) -> ApplyResult:
+        body = txn.body
+        assert isinstance(body, CreateSessionTxn)
+        if txn.session_id in self.sessions:
+            return ApplyResult(Code.SESSIONEXPIRED)
+        if len(self.sessions) >= self.limits.sessions_max:
+            return ApplyResult(Code.SESSIONEXPIRED)
+        self.sessions[txn.session_id] = Session(txn.session_id, body.timeOut)
+        return ApplyResult(Code.OK)
+
+    def _apply_close_session(self, txn: Txn) -> ApplyResult:
+        session = self.sessions.pop(txn.session_id, None)
+        if session is None:
+            return ApplyResult(Code.SESSIONEXPIRED)
+        triggers: list[tuple[int, str]] = []
+        for path in sorted(session.ephemerals):
+            node = self.nodes.get(path)
+            if node is not None and node.ephemeral_owner == session.session_id:
+                self._remove_node(path, node, txn.zxid, triggers, None)
+        return ApplyResult(Code.OK, None, triggers)
+
+    def _apply_multi(self, txn: Txn, body: MultiBody) -> ApplyResult:
+        undo: Undo = []
+        results: list[MultiResult] = []
+        triggers: list[tuple[int, str]] = []
+        for index, (op, record) in enumerate(body.ops):
+            try:
+                result = self._apply_op[op](txn, op, record, undo)
+            except ZkError as err:
+                for restore in reversed(undo):
+                    restore()
+                failed = [MultiResult(o, 0, None) for o, _ in body.ops[:index]]
+                failed.append(MultiResult(op, err.code, None))
+                failed.extend(
+                    MultiResult(o, Code.RUNTIMEINCONSISTENCY, None)
+                    for o, _ in body.ops[index + 1 :]
+                )
+                return ApplyResult(Code.OK, failed)
+            results.append(MultiResult(op, Code.OK, result.response))
+            triggers.extend(result.triggers)
+        return ApplyResult(Code.OK, results, triggers)
+
+    # ------------------------------------------------------------------ per-op handlers
+
+    def _apply_create(
+        self, txn: Txn, op: int, record: object, undo: Undo | None
+    ) -> ApplyResult:
+        assert isinstance(record, CreateRequest | CreateTTLRequest)
+        path = record.path or ""
+        flags = record.flags
+        parent_path = parent_of(path) if path.rfind("/") > 0 else "/"
+        parent = self.nodes.get(parent_path)
+        if parent is None:
+            raise ZkError(Code.NONODE, parent_path)
+        acls.require(parent.acl, acls.CREATE, txn.identities)
+        sequential = flags in (
+            CreateFlag.PERSISTENT_SEQUENTIAL,
+            CreateFlag.EPHEMERAL_SEQUENTIAL,
+            CreateFlag.PERSISTENT_SEQUENTIAL_WITH_TTL,
+        )
+        if sequential:
+            path = f"{path}{parent.cversion:010d}"
+        validate_path(path)
+        if path in self.nodes:
+            raise ZkError(Code.NODEEXISTS, path)
+        if parent.is_ephemeral:
+            raise ZkError(Code.NOCHILDRENFOREPHEMERALS, path)
+        if len(parent.children) >= self.limits.children_per_node_max:
+            raise ZkError(Code.BADARGUMENTS, f"{parent_path} has too many children")
+        if op == OpCode.createContainer:
+            owner = CONTAINER_OWNER
+        elif op == OpCode.createTTL:
+            assert isinstance(record, CreateTTLRequest)
+            owner = TTL_OWNER_BASE | record.ttl
+        elif flags in (CreateFlag.EPHEMERAL, CreateFlag.EPHEMERAL_SEQUENTIAL):
+            owner = txn.session_id
+        else:
+            owner = 0
+        node = Node(record.data, list(record.acl or ()), txn.zxid, txn.time_ms, owner)
+        name = name_of(path)
+        old_cversion, old_pzxid = parent.cversion, parent.pzxid
+        self.nodes[path] = node
+        parent.children.add(name)
+        parent.cversion = _int32(parent.cversion + 1)
+        parent.pzxid = txn.zxid
+        session = self.sessions.get(owner) if owner > 0 else None
+        if session is not None:
+            session.ephemerals.add(path)
+        if undo is not None:
+
+            def restore() -> None:
+                del self.nodes[path]
+                parent.children.discard(name)
+                parent.cversion, parent.pzxid = old_cversion, old_pzxid
+                if session is not None:
+                    session.ephemerals.discard(path)
+
+            undo.append(restore)
+        triggers: list[tuple[int, str]] = [
+            (EventType.NodeCreated, path),
+            (EventType.NodeChildrenChanged, parent_path),
+        ]
+        response: object
+        if op == OpCode.create:
+            response = CreateResponse(path)
+        else:
+            response = Create2Response(path, node.stat())
+        return ApplyResult(Code.OK, response, triggers)
+
+    def _apply_delete(
+        self, txn: Txn, op: int, record: object, undo: Undo | None
+    ) -> ApplyResult:
+        assert isinstance(record, DeleteRequest)
+        path = record.path or ""
+        if path in SPECIAL_PATHS or "/" not in path:
+            raise ZkError(Code.BADARGUMENTS, f"cannot delete {path}")
+        parent = self.nodes.get(parent_of(path))
+        if parent is None:
+            raise ZkError(Code.NONODE, path)
+        acls.require(parent.acl, acls.DELETE, txn.identities)
+        node = self.nodes.get(path)
+        if node is None:
+            raise ZkError(Code.NONODE, path)
+        if record.version != -1 and record.version != node.version:
+            raise ZkError(Code.BADVERSION, path)
+        if node.children:
+            raise ZkError(Code.NOTEMPTY, path)
+        triggers: list[tuple[int, str]] = []
+        self._remove_node(path, node, txn.zxid, triggers, undo)
+        return ApplyResult(Code.OK, None, triggers)
+
+    def _apply_delete_container(
+        self, txn: Txn, op: int, record: object, undo: Undo | None
+    ) -> ApplyResult:
+        """Server-initiated removal of an empty container or an expired TTL node."""
+        assert isinstance(record, DeleteRequest)
+        path = record.path or ""
+        node = self.nodes.get(path)
+        if node is None:
+            raise ZkError(Code.NONODE, path)
+        if node.children:
+            raise ZkError(Code.NOTEMPTY, path)
+        owner = node.ephemeral_owner
+        if owner == CONTAINER_OWNER:
+            if node.cversion <= 0:
+                raise ZkError(Code.BADARGUMENTS, f"container {path} never had a child")
+        elif is_ttl_owner(owner):
+            if txn.time_ms - node.mtime <= ttl_of(owner):
+                raise ZkError(Code.BADARGUMENTS, f"TTL node {path} has not expired")
+        else:
+            raise ZkError(Code.BADARGUMENTS, f"{path} is neither a container nor a TTL node")
+        triggers: list[tuple[int, str]] = []
+        self._remove_node(path, node, txn.zxid, triggers, undo)
+        return ApplyResult(Code.OK, None, triggers)
+
+    def _remove_node(
+        self, path: str, node: Node, zxid: int, triggers: list[tuple[int, str]], undo: Undo | None
+    ) -> None:
+        parent_path = parent_of(path)
+        parent = self.nodes[parent_path]
+        name = name_of(path)
+        old_pzxid = parent.pzxid
+        del self.nodes[path]
+        parent.children.discard(name)
+        parent.pzxid = zxid
+        owner = node.ephemeral_owner
+        session = self.sessions.get(owner) if owner > 0 else None
+        if session is not None:
+            session.ephemerals.discard(path)
+        if undo is not None:
+
+            def restore() -> None:
+                self.nodes[path] = node
+                parent.children.add(name)
+                parent.pzxid = old_pzxid
+                if session is not None:
+                    session.ephemerals.add(path)
+
+            undo.append(restore)
+        triggers.append((EventType.NodeDeleted, path))
+        triggers.append((EventType.NodeChildrenChanged, parent_path))
+
+    def _apply_set_data(
+        self, txn: Txn, op: int, record: object, undo: Undo | None
+    ) -> ApplyResult:
+        assert isinstance(record, SetDataRequest)
+        path = record.path or ""
+        validate_path(path)
+        node = self.get(path)
+        acls.require(node.acl, acls.WRITE, txn.identities)
+        if record.version != -1 and record.version != node.version:
+            raise ZkError(Code.BADVERSION, path)
+        if undo is not None:
+            saved = (node.data, node.version, node.mzxid, node.mtime)
+
+            def restore() -> None:
+                node.data, node.version, node.mzxid, node.mtime = saved
+
+            undo.append(restore)
+        node.data = record.data
+        node.version = _int32(node.version + 1)
+        node.mzxid = txn.zxid
+        node.mtime = txn.time_ms
+        return ApplyResult(
+            Code.OK, SetDataResponse(node.stat()), [(EventType.NodeDataChanged, path)]
+        )
+
+    def _apply_set_acl(
+        self, txn: Txn, op: int, record: object, undo: Undo | None
+    ) -> ApplyResult:
+        assert isinstance(record, SetACLRequest)
+        path = record.path or ""
+        validate_path(path)
+        node = self.get(path)
+        acls.require(node.acl, acls.ADMIN, txn.identities)
+        if record.version != -1 and record.version != node.aversion:
+            raise ZkError(Code.BADVERSION, path)
+        node.acl = list(record.acl or ())
+        node.aversion = _int32(node.aversion + 1)
+        return ApplyResult(Code.OK, SetACLResponse(node.stat()))
+
+    def _apply_check(
+        self, txn: Txn, op: int, record: object, undo: Undo | None
+    ) -> ApplyResult:
+        assert isinstance(record, CheckVersionRequest)
+        path = record.path or ""
+        validate_path(path)
+        node = self.get(path)
+        acls.require(node.acl, acls.READ, txn.identities)
+        if record.version != -1 and record.version != node.version:
+            raise ZkError(Code.BADVERSION, path)
+        return ApplyResult(Code.OK)
+

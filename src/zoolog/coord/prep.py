@@ -1,0 +1,139 @@
+"""The prep step: turn a client write into a `Txn`, checking everything that needs no state.
+
+Checks made here (in ZooKeeper's order): create flags and opcode agree, TTL range, path shape,
+payload and path sizes, ACL syntax and `auth` expansion. Everything that depends on the tree
+(parent exists, permissions, versions, NODEEXISTS, NOTEMPTY, ephemeral parents) is checked by
+`CoordState.apply`, deterministically, in ZooKeeper's order. A prep failure is still logged
+(as an error txn) because in ZooKeeper every failed write consumes a zxid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from zoolog.coord import acl as acls
+from zoolog.coord.datatree import SPECIAL_PATHS, TTL_MS_MAX
+from zoolog.coord.errors import Code, ZkError
+from zoolog.coord.paths import validate_path
+from zoolog.coord.txn import MultiBody, Txn
+from zoolog.limits import Limits
+from zoolog.protocol.zk._generated.jute_records import (
+    CheckVersionRequest,
+    CreateRequest,
+    CreateTTLRequest,
+    DeleteRequest,
+    SetACLRequest,
+    SetDataRequest,
+)
+from zoolog.protocol.zk.opcodes import CreateFlag, OpCode
+
+WRITE_OPS = frozenset(
+    (
+        OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL, OpCode.delete,
+        OpCode.setData, OpCode.setACL, OpCode.multi,
+    )
+)
+_TTL_FLAGS = (CreateFlag.PERSISTENT_WITH_TTL, CreateFlag.PERSISTENT_SEQUENTIAL_WITH_TTL)
+
+
+@dataclass(frozen=True, slots=True)
+class PrepContext:
+    session_id: int
+    cxid: int
+    time_ms: int
+    identities: tuple[tuple[str, str], ...]
+    limits: Limits
+    extended_types_enabled: bool
+
+
+class MultiPrepError(ZkError):
+    """Op `index` of a multi failed prep with `code`."""
+
+    def __init__(self, index: int, code: Code, detail: str) -> None:
+        super().__init__(code, detail)
+        self.index = index
+
+
+def prep_write(op: int, record: Any, ctx: PrepContext) -> Txn:
+    """Validate a write and build its txn (zxid 0: the log stamps it). Raises ZkError."""
+    if op == OpCode.multi:
+        ops: list[tuple[int, Any]] = []
+        if len(record) > ctx.limits.multi_ops_max:
+            raise MultiPrepError(0, Code.BADARGUMENTS, f"multi of {len(record)} ops")
+        for index, (sub_op, sub_record) in enumerate(record):
+            try:
+                ops.append((sub_op, _prep_one(sub_op, sub_record, ctx)))
+            except ZkError as err:
+                raise MultiPrepError(index, err.code, err.detail) from err
+        body: Any = MultiBody(ops)
+    else:
+        body = _prep_one(op, record, ctx)
+    return Txn(ctx.session_id, ctx.cxid, 0, ctx.time_ms, op, ctx.identities, body)
+
+
+def _check_data(data: bytes | None, limits: Limits) -> None:
+    if data is not None and len(data) > limits.znode_data_bytes_max:
+        raise ZkError(
+            Code.BADARGUMENTS,
+            f"data of {len(data)} bytes exceeds znode_data_bytes_max {limits.znode_data_bytes_max}",
+        )
+
+
+def _check_path_size(path: str, limits: Limits) -> None:
+    if len(path.encode("utf-8", "surrogatepass")) > limits.path_bytes_max:
+        raise ZkError(Code.BADARGUMENTS, f"path longer than {limits.path_bytes_max} bytes")
+
+
+def _prep_one(op: int, record: Any, ctx: PrepContext) -> Any:
+    if op in (OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL):
+        return _prep_create(op, record, ctx)
+    path = record.path or ""
+    if op == OpCode.delete:
+        assert isinstance(record, DeleteRequest)
+        if "/" not in path or "\0" in path or path in SPECIAL_PATHS:
+            raise ZkError(Code.BADARGUMENTS, f"cannot delete {path!r}")
+        return record
+    validate_path(path)
+    if op == OpCode.setData:
+        assert isinstance(record, SetDataRequest)
+        _check_data(record.data, ctx.limits)
+        return record
+    if op == OpCode.setACL:
+        assert isinstance(record, SetACLRequest)
+        if record.acl is not None and len(record.acl) > ctx.limits.acl_entries_max:
+            raise ZkError(Code.INVALIDACL, "too many ACL entries")
+        return SetACLRequest(path, acls.fixup(record.acl, ctx.identities), record.version)
+    if op == OpCode.check:
+        assert isinstance(record, CheckVersionRequest)
+        return record
+    raise AssertionError(f"op {op} is not a write")
+
+
+def _prep_create(op: int, record: Any, ctx: PrepContext) -> Any:
+    flags = record.flags
+    if op == OpCode.createContainer:
+        flags = CreateFlag.CONTAINER
+    elif flags not in CreateFlag.__members__.values():
+        raise ZkError(Code.BADARGUMENTS, f"invalid create flags {flags}")
+    if op == OpCode.createTTL:
+        assert isinstance(record, CreateTTLRequest)
+        if not ctx.extended_types_enabled:
+            raise ZkError(Code.UNIMPLEMENTED, "TTL nodes are disabled (extendedTypesEnabled)")
+        if flags not in _TTL_FLAGS or not 0 < record.ttl <= TTL_MS_MAX:
+            raise ZkError(Code.BADARGUMENTS, f"invalid TTL {record.ttl} with flags {flags}")
+    elif flags in _TTL_FLAGS:
+        raise ZkError(Code.BADARGUMENTS, "TTL flags need the createTTL operation")
+    elif flags == CreateFlag.CONTAINER and op != OpCode.createContainer:
+        flags = CreateFlag.PERSISTENT  # ZooKeeper 3.8 logs a plain create for this
+    path = record.path or ""
+    if "/" not in path or "\0" in path:
+        raise ZkError(Code.BADARGUMENTS, f"invalid path {path!r}")
+    _check_path_size(path, ctx.limits)
+    _check_data(record.data, ctx.limits)
+    if record.acl is not None and len(record.acl) > ctx.limits.acl_entries_max:
+        raise ZkError(Code.INVALIDACL, "too many ACL entries")
+    acl = acls.fixup(record.acl, ctx.identities)
+    if op == OpCode.createTTL:
+        return CreateTTLRequest(path, record.data, acl, flags, record.ttl)
+    return CreateRequest(path, record.data, acl, flags)

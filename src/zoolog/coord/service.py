@@ -1,0 +1,736 @@
+"""The coordination service of one server, sans-I/O: requests in, frames and txns out.
+
+Owns the per-connection state (session, identities, the FIFO of requests in flight), the watch
+manager and the session tracker, and drives `CoordState`. The runtime (`zoolog.server`) feeds it
+decoded events and the current time and carries out what it puts in `outbox`:
+
+    Send(conn_id, frame)   write the frame to that connection
+    Close(conn_id)         close that connection once what was sent before is flushed
+    Propose(txn, token)    log (and replicate) the txn, then call `committed(txn, token, now)`
+
+Ordering guarantees (ZooKeeper's): replies leave each connection in request order, a read waits
+for the writes its connection sent before it, and a watch event is sent before the reply of the
+write that caused it. Writes are prepped at once and applied when `committed` is called, in log
+order; reads run against applied state only, so nothing a client sees can be rolled back.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoolog.coord import acl as acls
+from zoolog.coord.datatree import (
+    CONTAINER_OWNER,
+    ApplyResult,
+    CoordState,
+    is_ttl_owner,
+    ttl_of,
+)
+from zoolog.coord.errors import Code, ZkError
+from zoolog.coord.paths import validate_path
+from zoolog.coord.prep import WRITE_OPS, MultiPrepError, PrepContext, prep_write
+from zoolog.coord.sessions import SessionTracker, initial_session_id, session_password
+from zoolog.coord.txn import Txn
+from zoolog.coord.watches import Mode, WatchManager
+from zoolog.limits import Limits
+from zoolog.protocol.zk._generated.jute_records import (
+    ACL,
+    ClientInfo,
+    ConnectRequest,
+    ConnectResponse,
+    CreateSessionTxn,
+    ErrorResponse,
+    ExistsResponse,
+    GetACLResponse,
+    GetAllChildrenNumberResponse,
+    GetChildren2Response,
+    GetChildrenResponse,
+    GetDataResponse,
+    GetEphemeralsResponse,
+    Id,
+    MultiHeader,
+    SyncResponse,
+    WhoAmIResponse,
+)
+from zoolog.protocol.zk.connection import (
+    encode_connect_response,
+    encode_event,
+    encode_multi_body,
+    encode_raw_reply,
+    encode_reply,
+)
+from zoolog.protocol.zk.opcodes import EventType, KeeperState, OpCode, WatchMode, Xid
+
+_ERROR_RESPONSE_OK = ErrorResponse(0)
+_NO_PASSWORD = bytes(16)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    server_id: int = 1
+    tick_ms: int = 2000
+    min_session_timeout_ms: int = 0
+    """0 means 2 x tick_ms, as in zoo.cfg."""
+    max_session_timeout_ms: int = 0
+    """0 means 20 x tick_ms, as in zoo.cfg."""
+    super_digest: str | None = None
+    """`user:base64(sha1)`: a session that proves it bypasses every ACL."""
+    extended_types_enabled: bool = True
+    """TTL nodes (ZooKeeper needs zookeeper.extendedTypesEnabled=true for them)."""
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def min_timeout_ms(self) -> int:
+        return self.min_session_timeout_ms or 2 * self.tick_ms
+
+    @property
+    def max_timeout_ms(self) -> int:
+        return self.max_session_timeout_ms or 20 * self.tick_ms
+
+
+@dataclass(slots=True)
+class Send:
+    conn_id: int
+    frame: bytes
+
+
+@dataclass(slots=True)
+class Close:
+    conn_id: int
+    reason: str
+
+
+@dataclass(slots=True)
+class Propose:
+    txn: Txn
+    token: int
+
+
+Output = Send | Close | Propose
+
+# states of a request in a connection's FIFO
+_READ, _WRITE, _READY = 0, 1, 2
+
+
+class Pending:
+    __slots__ = ("frame", "multi_fail", "op", "record", "started_ms", "state", "xid")
+
+    def __init__(self, xid: int, op: int, record: Any, state: int, started_ms: int) -> None:
+        self.xid = xid
+        self.op = op
+        self.record = record
+        self.state = state
+        self.started_ms = started_ms
+        self.frame = b""
+        self.multi_fail: tuple[int, int] | None = None  # (failing op index, code) from prep
+
+
+class ConnState:
+    """What the service knows of one connection."""
+
+    __slots__ = (
+        "close_after_flush",
+        "conn_id",
+        "established_ms",
+        "identities",
+        "last_cxid",
+        "last_op",
+        "last_zxid",
+        "latency_count",
+        "latency_max_ms",
+        "latency_min_ms",
+        "latency_total_ms",
+        "peer",
+        "pending",
+        "received",
+        "sent",
+        "session_id",
+        "timeout_ms",
+        "with_readonly_byte",
+    )
+
+    def __init__(self, conn_id: int, peer: tuple[str, int], now_ms: int) -> None:
+        self.conn_id = conn_id
+        self.peer = peer
+        self.session_id = 0
+        self.timeout_ms = 0
+        self.identities: list[tuple[str, str]] = [("ip", peer[0])]
+        self.pending: deque[Pending] = deque()
+        self.close_after_flush = False
+        self.with_readonly_byte = True
+        self.established_ms = now_ms
+        self.received = 0
+        self.sent = 0
+        self.last_op = "NA"
+        self.last_cxid = -1
+        self.last_zxid = -1
+        self.latency_min_ms = 0
+        self.latency_max_ms = 0
+        self.latency_total_ms = 0
+        self.latency_count = 0
+
+
+@dataclass(slots=True)
+class ServiceStats:
+    packets_received: int = 0
+    packets_sent: int = 0
+    latency_min_ms: int = 0
+    latency_max_ms: int = 0
+    latency_total_ms: int = 0
+    latency_count: int = 0
+
+
+class CoordService:
+    """One server's request processing; see the module docstring for the contract."""
+
+    def __init__(self, state: CoordState, config: ServiceConfig, now_ms: int) -> None:
+        self.state = state
+        self.config = config
+        self.limits = config.limits
+        self.watches = WatchManager()
+        self.tracker = SessionTracker(config.tick_ms)
+        self.conns: dict[int, ConnState] = {}
+        self.by_session: dict[int, set[int]] = {}
+        self.outbox: list[Output] = []
+        self.stats = ServiceStats()
+        self._next_session_id = initial_session_id(config.server_id, now_ms)
+        self._next_token = 1
+        self._awaiting: dict[int, tuple[int, Pending | None]] = {}
+        self._closing_sessions: set[int] = set()
+        for session in state.sessions.values():
+            self.tracker.add(session.session_id, session.timeout_ms, now_ms)
+        self._reads: dict[int, Callable[[ConnState, Any], tuple[int, bytes | None]]] = {
+            OpCode.exists: self._read_exists,
+            OpCode.getData: self._read_get_data,
+            OpCode.getChildren: self._read_get_children,
+            OpCode.getChildren2: self._read_get_children2,
+            OpCode.getACL: self._read_get_acl,
+            OpCode.sync: self._read_sync,
+            OpCode.check: self._read_check,
+            OpCode.ping: self._read_ping,
+            OpCode.getAllChildrenNumber: self._read_all_children_number,
+            OpCode.getEphemerals: self._read_ephemerals,
+            OpCode.addWatch: self._read_add_watch,
+            OpCode.checkWatches: self._read_check_watches,
+            OpCode.removeWatches: self._read_remove_watches,
+            OpCode.setWatches: self._read_set_watches,
+            OpCode.setWatches2: self._read_set_watches,
+            OpCode.whoAmI: self._read_who_am_i,
+            OpCode.multiRead: self._read_multi,
+            OpCode.reconfig: self._read_reconfig,
+        }
+
+    # ------------------------------------------------------------------ connections
+
+    def open(self, conn_id: int, peer: tuple[str, int], now_ms: int) -> None:
+        self.conns[conn_id] = ConnState(conn_id, peer, now_ms)
+
+    def lost(self, conn_id: int) -> None:
+        """The connection is gone (closed by either side): drop its watches, keep its session."""
+        conn = self.conns.pop(conn_id, None)
+        if conn is None:
+            return
+        self.watches.remove_watcher(conn_id)
+        sessions = self.by_session.get(conn.session_id)
+        if sessions is not None:
+            sessions.discard(conn_id)
+            if not sessions:
+                del self.by_session[conn.session_id]
+
+    def outstanding(self, conn_id: int) -> int:
+        conn = self.conns.get(conn_id)
+        return len(conn.pending) if conn is not None else 0
+
+    def connect(
+        self, conn_id: int, request: ConnectRequest, readonly_byte: bool, now_ms: int
+    ) -> None:
+        conn = self.conns[conn_id]
+        conn.with_readonly_byte = readonly_byte
+        self.stats.packets_received += 1
+        conn.received += 1
+        if request.lastZxidSeen > self.state.last_zxid:
+            self.outbox.append(
+                Close(conn_id, f"client has seen zxid {request.lastZxidSeen:#x}, "
+                               f"newer than our {self.state.last_zxid:#x}")
+            )
+            return
+        timeout = min(max(request.timeOut, self.config.min_timeout_ms), self.config.max_timeout_ms)
+        conn.timeout_ms = timeout
+        if request.sessionId == 0:
+            if len(self.state.sessions) + len(self._awaiting) >= self.limits.sessions_max:
+                self._refuse_session(conn)
+                return
+            session_id = self._next_session_id
+            self._next_session_id += 1
+            self._attach(conn, session_id)
+            pending = Pending(0, OpCode.createSession, None, _WRITE, now_ms)
+            conn.pending.append(pending)
+            txn = Txn(session_id, 0, 0, now_ms, OpCode.createSession, (),
+                      CreateSessionTxn(timeout))
+            self._propose(txn, conn_id, pending)
+            return
+        session_id = request.sessionId
+        for other in list(self.by_session.get(session_id, ())):
+            if other != conn_id:
+                self.outbox.append(Close(other, "session reconnected on another connection"))
+                self.lost(other)
+        session = self.state.sessions.get(session_id)
+        if (
+            session is None
+            or session_id in self._closing_sessions
+            or request.passwd != session_password(session_id)
+        ):
+            self._refuse_session(conn)
+            return
+        self._attach(conn, session_id)
+        self.tracker.touch(session_id, now_ms)
+        self._send(conn, self._connect_response(conn, session_id, timeout))
+
+    def _attach(self, conn: ConnState, session_id: int) -> None:
+        conn.session_id = session_id
+        self.by_session.setdefault(session_id, set()).add(conn.conn_id)
+
+    def _connect_response(self, conn: ConnState, session_id: int, timeout: int) -> bytes:
+        response = ConnectResponse(0, timeout, session_id, session_password(session_id), False)
+        return encode_connect_response(response, conn.with_readonly_byte)
+
+    def _refuse_session(self, conn: ConnState) -> None:
+        response = ConnectResponse(0, 0, 0, _NO_PASSWORD, False)
+        self._send(conn, encode_connect_response(response, conn.with_readonly_byte))
+        self.outbox.append(Close(conn.conn_id, "session expired or unknown"))
+        conn.close_after_flush = True
+
+    # ------------------------------------------------------------------ requests
+
+    def request(self, conn_id: int, xid: int, op: int, record: Any, now_ms: int) -> None:
+        """One decoded request from a connected client."""
+        conn = self.conns[conn_id]
+        conn.received += 1
+        self.stats.packets_received += 1
+        if conn.close_after_flush:
+            return
+        if conn.session_id:
+            self.tracker.touch(conn.session_id, now_ms)
+        if xid != Xid.PING and op != OpCode.auth:
+            conn.last_cxid = xid
+            conn.last_op = _OP_ABBREVIATIONS.get(op, "UNKN")
+        if op in WRITE_OPS:
+            self._write(conn, xid, op, record, now_ms)
+        elif op == OpCode.closeSession:
+            pending = Pending(xid, op, None, _WRITE, now_ms)
+            conn.pending.append(pending)
+            self._closing_sessions.add(conn.session_id)
+            self._propose(Txn(conn.session_id, xid, 0, now_ms, OpCode.closeSession), conn_id,
+                          pending)
+        elif op == OpCode.auth:
+            self._auth(conn, record)
+        elif op == OpCode.sasl:
+            self._fail_unknown(conn, xid, op)
+        else:
+            conn.pending.append(Pending(xid, op, record, _READ, now_ms))
+            self._flush(conn, now_ms)
+
+    def unknown_op(self, conn_id: int, xid: int, op: int) -> None:
+        """ZooKeeper answers an unknown opcode with UNIMPLEMENTED and closes the connection."""
+        self._fail_unknown(self.conns[conn_id], xid, op)
+
+    def _fail_unknown(self, conn: ConnState, xid: int, op: int) -> None:
+        conn.pending.append(Pending(xid, op, None, _READY, 0))
+        conn.pending[-1].frame = encode_reply(xid, self.state.last_zxid, Code.UNIMPLEMENTED)
+        conn.close_after_flush = True
+        self._flush(conn, 0)
+
+    def _write(self, conn: ConnState, xid: int, op: int, record: Any, now_ms: int) -> None:
+        pending = Pending(xid, op, record, _WRITE, now_ms)
+        conn.pending.append(pending)
+        ctx = PrepContext(conn.session_id, xid, now_ms, self._identities(conn), self.limits,
+                          self.config.extended_types_enabled)
+        try:
+            txn = prep_write(op, record, ctx)
+        except ZkError as err:
+            if isinstance(err, MultiPrepError):
+                pending.multi_fail = (err.index, err.code)
+            txn = Txn(conn.session_id, xid, 0, now_ms, OpCode.error, (), ErrorResponse(err.code))
+        self._propose(txn, conn.conn_id, pending)
+
+    def _identities(self, conn: ConnState) -> tuple[tuple[str, str], ...]:
+        return tuple(conn.identities)
+
+    def _auth(self, conn: ConnState, record: Any) -> None:
+        scheme = record.scheme or ""
+        if scheme == "digest":
+            ident = acls.digest_id((record.auth or b"").decode("utf-8", "replace"))
+            if ident == self.config.super_digest and acls.SUPER_IDENTITY not in conn.identities:
+                conn.identities.append(acls.SUPER_IDENTITY)
+            if ("digest", ident) not in conn.identities:
+                conn.identities.append(("digest", ident))
+            frame = encode_reply(Xid.AUTH, 0, Code.OK)
+        else:
+            frame = encode_reply(Xid.AUTH, 0, Code.AUTHFAILED)
+            conn.close_after_flush = True
+        pending = Pending(Xid.AUTH, OpCode.auth, None, _READY, 0)
+        pending.frame = frame
+        conn.pending.append(pending)
+        self._flush(conn, 0)
+
+    def _propose(self, txn: Txn, conn_id: int | None, pending: Pending | None) -> None:
+        token = self._next_token
+        self._next_token += 1
+        if conn_id is not None:
+            self._awaiting[token] = (conn_id, pending)
+        self.outbox.append(Propose(txn, token))
+
+    # ------------------------------------------------------------------ time
+
+    def tick(self, now_ms: int) -> None:
+        """Expire sessions whose clients went silent: each becomes a closeSession txn."""
+        for session_id in self.tracker.expired(now_ms):
+            if session_id in self._closing_sessions or session_id not in self.state.sessions:
+                continue
+            self._closing_sessions.add(session_id)
+            self._propose(Txn(session_id, 0, 0, now_ms, OpCode.closeSession), None, None)
+
+    def expirable_nodes(self, now_ms: int) -> list[str]:
+        """Empty containers that once had children and expired TTL nodes (ContainerManager)."""
+        out = []
+        for path, node in self.state.nodes.items():
+            owner = node.ephemeral_owner
+            if owner >= 0 or node.children:
+                continue
+            if owner == CONTAINER_OWNER:
+                if node.cversion > 0:
+                    out.append(path)
+            elif is_ttl_owner(owner) and now_ms - node.mtime > ttl_of(owner):
+                out.append(path)
+        return out
+
+    def propose_internal(self, txn: Txn) -> None:
+        self._propose(txn, None, None)
+
+    # ------------------------------------------------------------------ commit
+
+    def committed(self, txn: Txn, token: int | None, now_ms: int) -> None:
+        """`txn` is durable (and, in a cluster, committed): apply it and answer."""
+        result = self.state.apply(txn)
+        op = txn.op
+        if op == OpCode.createSession and result.err == Code.OK:
+            self.tracker.add(txn.session_id, self.state.sessions[txn.session_id].timeout_ms,
+                             now_ms)
+        elif op == OpCode.closeSession:
+            self.tracker.remove(txn.session_id)
+            self._closing_sessions.discard(txn.session_id)
+        for event, path in result.triggers:
+            watchers = self.watches.trigger(event, path)
+            if watchers:
+                frame = encode_event(event, KeeperState.SyncConnected, path)
+                for watcher in watchers:
+                    conn = self.conns.get(watcher)
+                    if conn is not None:
+                        self._send(conn, frame)
+        waiter = self._awaiting.pop(token, None) if token is not None else None
+        if waiter is not None:
+            conn = self.conns.get(waiter[0])
+            pending = waiter[1]
+            if conn is not None and pending is not None:
+                self._complete(conn, pending, txn, result)
+                self._flush(conn, now_ms)
+        if op == OpCode.closeSession:
+            for conn_id in list(self.by_session.get(txn.session_id, ())):
+                conn = self.conns.get(conn_id)
+                if conn is not None and not conn.pending:
+                    self.outbox.append(Close(conn_id, "session closed"))
+                elif conn is not None:
+                    conn.close_after_flush = True
+
+    def _complete(self, conn: ConnState, pending: Pending, txn: Txn, result: ApplyResult) -> None:
+        zxid = self.state.last_zxid
+        conn.last_zxid = zxid
+        op = pending.op
+        pending.state = _READY
+        if op == OpCode.createSession:
+            if result.err:
+                pending.frame = encode_connect_response(
+                    ConnectResponse(0, 0, 0, _NO_PASSWORD, False), conn.with_readonly_byte
+                )
+                conn.close_after_flush = True
+            else:
+                pending.frame = self._connect_response(conn, txn.session_id, conn.timeout_ms)
+            return
+        if op == OpCode.multi:
+            if pending.multi_fail is not None:
+                index, code = pending.multi_fail
+                ops = pending.record
+                rows = [(o, 0, None) for o, _ in ops[:index]]
+                rows.append((ops[index][0], code, None))
+                rows.extend((o, Code.RUNTIMEINCONSISTENCY, None) for o, _ in ops[index + 1 :])
+                pending.frame = encode_raw_reply(pending.xid, zxid, _encode_failed_multi(rows))
+            elif result.err:
+                pending.frame = encode_reply(pending.xid, zxid, result.err)
+            else:
+                assert isinstance(result.response, list)
+                rows = [(r.op, r.err, r.response) for r in result.response]
+                body = (
+                    _encode_failed_multi(rows)
+                    if any(r.err for r in result.response)
+                    else encode_multi_body(rows)
+                )
+                pending.frame = encode_raw_reply(pending.xid, zxid, body)
+            return
+        pending.frame = encode_reply(pending.xid, zxid, result.err, result.response)
+        if op == OpCode.closeSession:
+            conn.close_after_flush = True
+
+    def _flush(self, conn: ConnState, now_ms: int) -> None:
+        """Send every reply at the head of the connection's FIFO that is ready."""
+        pending_queue = conn.pending
+        while pending_queue:
+            head = pending_queue[0]
+            if head.state == _WRITE:
+                break
+            if head.state == _READ:
+                err, body = self._execute_read(conn, head)
+                zxid = self.state.last_zxid
+                if head.op == OpCode.ping:
+                    head.frame = encode_reply(Xid.PING, zxid, Code.OK)
+                elif err or body is None:
+                    head.frame = encode_reply(head.xid, zxid, err)
+                else:
+                    head.frame = encode_raw_reply(head.xid, zxid, body)
+            pending_queue.popleft()
+            self._send(conn, head.frame)
+            if head.started_ms and head.op != OpCode.ping:
+                self._record_latency(conn, now_ms - head.started_ms)
+            if conn.close_after_flush:
+                pending_queue.clear()
+                self.outbox.append(Close(conn.conn_id, "closed after reply"))
+                return
+
+    def _record_latency(self, conn: ConnState, latency_ms: int) -> None:
+        latency_ms = max(latency_ms, 0)
+        for target in (conn, self.stats):
+            if target.latency_count == 0 or latency_ms < target.latency_min_ms:
+                target.latency_min_ms = latency_ms
+            target.latency_max_ms = max(target.latency_max_ms, latency_ms)
+            target.latency_total_ms += latency_ms
+            target.latency_count += 1
+
+    def _send(self, conn: ConnState, frame: bytes) -> None:
+        conn.sent += 1
+        self.stats.packets_sent += 1
+        self.outbox.append(Send(conn.conn_id, frame))
+
+    # ------------------------------------------------------------------ reads
+
+    def _execute_read(self, conn: ConnState, pending: Pending) -> tuple[int, bytes | None]:
+        handler = self._reads.get(pending.op)
+        if handler is None:
+            return Code.UNIMPLEMENTED, None
+        try:
+            return handler(conn, pending.record)
+        except ZkError as err:
+            return err.code, None
+
+    def _readable(self, conn: ConnState, path: str) -> Any:
+        node = self.state.get(path)
+        acls.require(node.acl, acls.READ, conn.identities)
+        return node
+
+    def _read_exists(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        path = record.path or ""
+        validate_path(path)
+        node = self.state.nodes.get(path)
+        if record.watch:
+            self.watches.add_data_watch(path, conn.conn_id)
+        if node is None:
+            return Code.NONODE, None
+        return Code.OK, ExistsResponse(node.stat()).to_bytes()
+
+    def _read_get_data(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        path = record.path or ""
+        validate_path(path)
+        node = self._readable(conn, path)
+        if record.watch:
+            self.watches.add_data_watch(path, conn.conn_id)
+        return Code.OK, GetDataResponse(node.data, node.stat()).to_bytes()
+
+    def _children(self, conn: ConnState, record: Any) -> tuple[Any, list[str]]:
+        path = record.path or ""
+        validate_path(path)
+        node = self._readable(conn, path)
+        if record.watch:
+            self.watches.add_child_watch(path, conn.conn_id)
+        return node, list(node.children)
+
+    def _read_get_children(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        _, children = self._children(conn, record)
+        return Code.OK, GetChildrenResponse(children).to_bytes()
+
+    def _read_get_children2(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        node, children = self._children(conn, record)
+        return Code.OK, GetChildren2Response(children, node.stat()).to_bytes()
+
+    def _read_get_acl(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        path = record.path or ""
+        validate_path(path)
+        node = self.state.get(path)
+        acls.require(node.acl, acls.READ | acls.ADMIN, conn.identities)
+        acl_list: list[ACL] = node.acl
+        if not acls.check(node.acl, acls.ADMIN, conn.identities):
+            acl_list = [
+                ACL(a.perms, Id("digest", (a.id.id or "").split(":")[0] + ":x"))
+                if a.id.scheme == "digest" else a
+                for a in acl_list
+            ]
+        return Code.OK, GetACLResponse(acl_list, node.stat()).to_bytes()
+
+    def _read_sync(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        return Code.OK, SyncResponse(record.path).to_bytes()
+
+    def _read_check(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        path = record.path or ""
+        validate_path(path)
+        node = self._readable(conn, path)
+        if record.version != -1 and record.version != node.version:
+            return Code.BADVERSION, None
+        return Code.OK, b""
+
+    def _read_ping(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        return Code.OK, None
+
+    def _read_all_children_number(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        path = record.path or ""
+        validate_path(path)
+        self._readable(conn, path)
+        total = sum(1 for _ in self.state.descendants(path))
+        return Code.OK, GetAllChildrenNumberResponse(total).to_bytes()
+
+    def _read_ephemerals(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        prefix = record.prefixPath or "/"
+        session = self.state.sessions.get(conn.session_id)
+        paths = sorted(session.ephemerals) if session is not None else []
+        if prefix != "/":
+            paths = [p for p in paths if p.startswith(prefix)]
+        return Code.OK, GetEphemeralsResponse(paths).to_bytes()
+
+    def _read_add_watch(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        path = record.path or ""
+        validate_path(path)
+        if record.mode not in (WatchMode.PERSISTENT, WatchMode.PERSISTENT_RECURSIVE):
+            return Code.BADARGUMENTS, None
+        recursive = record.mode == WatchMode.PERSISTENT_RECURSIVE
+        self.watches.add_persistent(path, conn.conn_id, recursive)
+        return Code.OK, _ERROR_RESPONSE_OK.to_bytes()
+
+    def _watch_tables(self, watcher_type: int) -> list[tuple[Any, tuple[Mode, ...]]]:
+        data, child = self.watches.data, self.watches.child
+        standard = (Mode.STANDARD,)
+        every = (Mode.STANDARD, Mode.PERSISTENT, Mode.PERSISTENT_RECURSIVE)
+        tables: dict[int, list[tuple[Any, tuple[Mode, ...]]]] = {
+            1: [(child, standard)],
+            2: [(data, standard)],
+            3: [(data, every), (child, every)],
+            4: [(data, (Mode.PERSISTENT,)), (child, (Mode.PERSISTENT,))],
+            5: [(data, (Mode.PERSISTENT_RECURSIVE,))],
+        }
+        return tables.get(watcher_type, [])
+
+    def _read_check_watches(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        found = any(
+            table.by_path.get(record.path or "", {}).get(conn.conn_id) in modes
+            for table, modes in self._watch_tables(record.type)
+        )
+        return (Code.OK, None) if found else (Code.NOWATCHER, None)
+
+    def _read_remove_watches(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        removed = False
+        path = record.path or ""
+        for table, modes in self._watch_tables(record.type):
+            if table.by_path.get(path, {}).get(conn.conn_id) in modes:
+                removed |= table.remove(path, conn.conn_id)
+        return (Code.OK, None) if removed else (Code.NOWATCHER, None)
+
+    def _read_set_watches(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        """Re-arm watches after a reconnect, firing at once what changed since relativeZxid."""
+        relative = record.relativeZxid
+        nodes = self.state.nodes
+        watcher = conn.conn_id
+        events: list[tuple[int, str]] = []
+        for path in record.dataWatches or ():
+            node = nodes.get(path)
+            if node is None:
+                events.append((EventType.NodeDeleted, path))
+            elif node.mzxid > relative:
+                events.append((EventType.NodeDataChanged, path))
+            else:
+                self.watches.add_data_watch(path, watcher)
+        for path in record.existWatches or ():
+            if path in nodes:
+                events.append((EventType.NodeCreated, path))
+            else:
+                self.watches.add_data_watch(path, watcher)
+        for path in record.childWatches or ():
+            node = nodes.get(path)
+            if node is None:
+                events.append((EventType.NodeDeleted, path))
+            elif node.pzxid > relative:
+                events.append((EventType.NodeChildrenChanged, path))
+            else:
+                self.watches.add_child_watch(path, watcher)
+        for path in getattr(record, "persistentWatches", None) or ():
+            self.watches.add_persistent(path, watcher, recursive=False)
+        for path in getattr(record, "persistentRecursiveWatches", None) or ():
+            self.watches.add_persistent(path, watcher, recursive=True)
+        for event, path in events:
+            self._send(conn, encode_event(event, KeeperState.SyncConnected, path))
+        return Code.OK, None
+
+    def _read_who_am_i(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        infos = [ClientInfo(s, i) for s, i in conn.identities if (s, i) != acls.SUPER_IDENTITY]
+        return Code.OK, WhoAmIResponse(infos).to_bytes()
+
+    def _read_reconfig(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        return Code.RECONFIGDISABLED, None
+
+    def _read_multi(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        rows: list[tuple[int, int, Any]] = []
+        for op, sub in record:
+            try:
+                if op == OpCode.getData:
+                    node = self._readable(conn, sub.path or "")
+                    if sub.watch:
+                        self.watches.add_data_watch(sub.path or "", conn.conn_id)
+                    rows.append((op, 0, GetDataResponse(node.data, node.stat())))
+                else:
+                    node = self._readable(conn, sub.path or "")
+                    if sub.watch:
+                        self.watches.add_child_watch(sub.path or "", conn.conn_id)
+                    rows.append((op, 0, GetChildrenResponse(list(node.children))))
+            except ZkError as err:
+                rows.append((op, err.code, None))
+        return Code.OK, encode_multi_body(rows)
+
+
+def _encode_failed_multi(rows: list[tuple[int, int, Any]]) -> bytes:
+    """A failed multi: every op is an error result (0 before the failure, -2 after)."""
+    out = bytearray()
+    for _op, err, _ in rows:
+        MultiHeader(-1, False, err).write(out)
+        ErrorResponse(err).write(out)
+    MultiHeader(-1, True, -1).write(out)
+    return bytes(out)
+
+
+_OP_ABBREVIATIONS: dict[int, str] = {
+    OpCode.create: "CREA", OpCode.create2: "CREA", OpCode.createContainer: "CREA",
+    OpCode.createTTL: "CREA", OpCode.delete: "DELE", OpCode.exists: "EXIS",
+    OpCode.getData: "GETD", OpCode.setData: "SETD", OpCode.getACL: "GACL",
+    OpCode.setACL: "SACL", OpCode.getChildren: "GETC", OpCode.getChildren2: "GETC",
+    OpCode.sync: "SYNC", OpCode.ping: "PING", OpCode.multi: "MULT", OpCode.multiRead: "MLTR",
+    OpCode.closeSession: "CLOS", OpCode.check: "CHEC", OpCode.addWatch: "ADDW",
+    OpCode.setWatches: "SETW", OpCode.setWatches2: "SETW", OpCode.removeWatches: "REMW",
+    OpCode.checkWatches: "CHKW", OpCode.whoAmI: "HOMI", OpCode.getEphemerals: "GETE",
+    OpCode.getAllChildrenNumber: "GETACN",
+}

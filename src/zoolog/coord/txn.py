@@ -1,0 +1,158 @@
+"""Transactions: what the coordination service logs, replicates and applies.
+
+A `Txn` is a client write after the prep step: stamped with the session, the client's cxid, the
+zxid it will carry, the leader's wall-clock time and the identities the session had proven, with
+its stateless checks (flags, TTL, ACL syntax, sizes) already passed. State-dependent checks
+(existence, versions, permissions) happen in `apply`, deterministically, so every replica that
+applies the same log reaches the same tree and the same reply.
+
+Wire layout (jute, big-endian), used by the transaction log and the replicated log alike:
+`TxnHeader{clientId, cxid, zxid, time, type}` + `vector<Id>` identities + the body, where the
+body is the request record of `type` (CreateRequest, DeleteRequest, ...), a sequence of
+`int op + record` for multi, `CreateSessionTxn{timeOut}` for createSession, nothing for
+closeSession and `ErrorResponse{err}` for a write that prep already failed.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from zoolog.errors import JuteDecodeError
+from zoolog.protocol.zk._generated.jute_records import (
+    CheckVersionRequest,
+    CreateRequest,
+    CreateSessionTxn,
+    CreateTTLRequest,
+    DeleteRequest,
+    ErrorResponse,
+    Id,
+    SetACLRequest,
+    SetDataRequest,
+    TxnHeader,
+)
+from zoolog.protocol.zk.opcodes import OpCode
+
+SubOp = CreateRequest | CreateTTLRequest | DeleteRequest | SetDataRequest | CheckVersionRequest
+Body = Union[
+    CreateRequest,
+    CreateTTLRequest,
+    DeleteRequest,
+    SetDataRequest,
+    SetACLRequest,
+    CheckVersionRequest,
+    CreateSessionTxn,
+    ErrorResponse,
+    "MultiBody",
+    None,
+]
+
+_BODY_TYPES: dict[int, Any] = {
+    OpCode.create: CreateRequest,
+    OpCode.create2: CreateRequest,
+    OpCode.createContainer: CreateRequest,
+    OpCode.createTTL: CreateTTLRequest,
+    OpCode.delete: DeleteRequest,
+    OpCode.deleteContainer: DeleteRequest,
+    OpCode.setData: SetDataRequest,
+    OpCode.setACL: SetACLRequest,
+    OpCode.check: CheckVersionRequest,
+    OpCode.createSession: CreateSessionTxn,
+    OpCode.error: ErrorResponse,
+}
+
+MULTI_SUB_OPS = frozenset(
+    (
+        OpCode.create,
+        OpCode.create2,
+        OpCode.createContainer,
+        OpCode.createTTL,
+        OpCode.delete,
+        OpCode.setData,
+        OpCode.check,
+    )
+)
+
+_INT = struct.Struct(">i")
+
+
+@dataclass(slots=True)
+class MultiBody:
+    ops: list[tuple[int, SubOp]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Txn:
+    session_id: int
+    cxid: int
+    zxid: int
+    time_ms: int
+    op: int
+    identities: tuple[tuple[str, str], ...] = ()
+    body: Body = None
+
+    def to_bytes(self) -> bytes:
+        out = bytearray()
+        TxnHeader(
+            clientId=self.session_id, cxid=self.cxid, zxid=self.zxid, time=self.time_ms,
+            type=self.op,
+        ).write(out)
+        out += _INT.pack(len(self.identities))
+        for scheme, ident in self.identities:
+            Id(scheme=scheme, id=ident).write(out)
+        body = self.body
+        if isinstance(body, MultiBody):
+            out += _INT.pack(len(body.ops))
+            for op, record in body.ops:
+                out += _INT.pack(op)
+                record.write(out)
+        elif body is not None:
+            body.write(out)
+        return bytes(out)
+
+    @classmethod
+    def from_bytes(cls, buf: bytes | memoryview) -> Txn:
+        header, pos = TxnHeader.read(buf, 0)
+        count, pos = _read_count(buf, pos)
+        identities = []
+        for _ in range(count):
+            ident, pos = Id.read(buf, pos)
+            identities.append((ident.scheme or "", ident.id or ""))
+        op = header.type
+        body: Body
+        if op == OpCode.multi:
+            n, pos = _read_count(buf, pos)
+            ops: list[tuple[int, SubOp]] = []
+            for _ in range(n):
+                sub, pos = _read_int(buf, pos)
+                sub_type = _BODY_TYPES.get(sub)
+                if sub not in MULTI_SUB_OPS or sub_type is None:
+                    raise JuteDecodeError(f"txn multi holds op {sub}")
+                record, pos = sub_type.read(buf, pos)
+                ops.append((sub, record))
+            body = MultiBody(ops)
+        elif op == OpCode.closeSession:
+            body = None
+        else:
+            body_type = _BODY_TYPES.get(op)
+            if body_type is None:
+                raise JuteDecodeError(f"unknown txn type {op}")
+            body, pos = body_type.read(buf, pos)
+        if pos != len(buf):
+            raise JuteDecodeError(f"{len(buf) - pos} trailing bytes after txn")
+        return cls(header.clientId, header.cxid, header.zxid, header.time, op,
+                   tuple(identities), body)
+
+
+def _read_int(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    if pos + 4 > len(buf):
+        raise JuteDecodeError("truncated txn")
+    return _INT.unpack_from(buf, pos)[0], pos + 4
+
+
+def _read_count(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    n, pos = _read_int(buf, pos)
+    if n < 0 or n > len(buf) - pos:
+        raise JuteDecodeError(f"bad count {n} in txn")
+    return n, pos

@@ -1,0 +1,36 @@
+"""Root error types of zoolog.
+
+Errors are split by whose fault they are (STYLE.md rule 5):
+
+    ZoologError
+     ├── LocalProtocolError    we misused a codec or state machine (a bug in zoolog)
+     ├── RemoteProtocolError   a peer sent bytes we cannot accept; close that connection only
+     │    └── JuteDecodeError  a jute record is truncated or malformed
+     └── ConfigError           an operator's setting is invalid
+
+Protocol-level outcomes that a client must see as a wire error code (NONODE, BADVERSION, ...)
+are not Python exceptions at this level: they live in `zoolog.coord.errors` as `ZkError`
+values mapped one to one onto ZooKeeper's `KeeperException.Code`.
+"""
+
+from __future__ import annotations
+
+
+class ZoologError(Exception):
+    """Base of every error raised by zoolog."""
+
+
+class LocalProtocolError(ZoologError):
+    """zoolog itself misused a protocol object: a bug, never the peer's fault."""
+
+
+class RemoteProtocolError(ZoologError):
+    """The peer sent something we cannot accept; the connection to that peer is closed."""
+
+
+class JuteDecodeError(RemoteProtocolError):
+    """A jute record was truncated, had a negative or oversized length, or bad UTF-8."""
+
+
+class ConfigError(ZoologError):
+    """A configuration value is invalid (unknown key type, out of range, unreadable file)."""

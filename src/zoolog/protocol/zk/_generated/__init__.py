@@ -1,0 +1,1 @@
+"""Code generated from ../shared/protocol-specs; do not edit."""

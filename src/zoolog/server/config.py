@@ -1,0 +1,171 @@
+"""Settings of a coordination node, and how they are read from a ZooKeeper `zoo.cfg`.
+
+`zoo.cfg` keys keep their ZooKeeper meaning (tickTime, dataDir, clientPort, clientPortAddress,
+maxClientCnxns, minSessionTimeout, maxSessionTimeout, snapCount, forceSync,
+4lw.commands.whitelist, extendedTypesEnabled, jute.maxbuffer,
+DigestAuthenticationProvider.superDigest); unknown keys are reported, never silently dropped
+into a different meaning. Quorum keys (server.N, initLimit, syncLimit) are accepted and recorded
+for the replicated mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoolog.coord.service import ServiceConfig
+from zoolog.errors import ConfigError
+from zoolog.limits import Limits
+
+DEFAULT_FOUR_LETTER_WHITELIST = frozenset(
+    ("ruok", "isro", "srvr", "stat", "mntr", "cons", "conf", "envi", "wchs", "wchc", "wchp",
+     "dump", "dirs", "crst", "srst")
+)
+"""zoolog enables the read-only four-letter words by default (ZooKeeper only `srvr`): they
+reveal nothing a client cannot already see and every monitoring tool expects them."""
+
+
+@dataclass
+class NodeConfig:
+    data_dir: Path = Path("zoolog-data")
+    host: str = "127.0.0.1"
+    client_port: int = 2181
+    server_id: int = 1
+    tick_ms: int = 2000
+    min_session_timeout_ms: int = 0
+    max_session_timeout_ms: int = 0
+    max_client_connections: int = 60
+    snap_count: int = 100_000
+    """Txns between snapshots (ZooKeeper's snapCount)."""
+    sync_writes: bool = True
+    """fdatasync each batch before acknowledging it (ZooKeeper's forceSync)."""
+    container_check_interval_ms: int = 60_000
+    four_letter_whitelist: frozenset[str] = DEFAULT_FOUR_LETTER_WHITELIST
+    extended_types_enabled: bool = True
+    super_digest: str | None = None
+    frame_bytes_max: int = 0
+    """0 means Limits' default (jute.maxbuffer + slack)."""
+    unknown_keys: dict[str, str] = field(default_factory=dict)
+    quorum: dict[str, str] = field(default_factory=dict)
+
+    def limits(self) -> Limits:
+        limits = Limits(connections_per_address_max=self.max_client_connections)
+        if self.frame_bytes_max:
+            limits = dataclasses.replace(
+                limits,
+                frame_bytes_max=self.frame_bytes_max + 1024,
+                znode_data_bytes_max=self.frame_bytes_max,
+            )
+        limits.validate()
+        return limits
+
+    def service_config(self) -> ServiceConfig:
+        return ServiceConfig(
+            server_id=self.server_id,
+            tick_ms=self.tick_ms,
+            min_session_timeout_ms=self.min_session_timeout_ms,
+            max_session_timeout_ms=self.max_session_timeout_ms,
+            super_digest=self.super_digest,
+            extended_types_enabled=self.extended_types_enabled,
+            limits=self.limits(),
+        )
+
+    def validate(self) -> None:
+        if self.tick_ms <= 0:
+            raise ConfigError("tickTime must be positive")
+        if not 0 < self.client_port < 65536 and self.client_port != 0:
+            raise ConfigError(f"clientPort {self.client_port} out of range")
+        if not 0 <= self.server_id <= 254:
+            raise ConfigError("server id must be 0..254 (extended types use the high byte)")
+        min_ms = self.min_session_timeout_ms or 2 * self.tick_ms
+        max_ms = self.max_session_timeout_ms or 20 * self.tick_ms
+        if min_ms > max_ms:
+            raise ConfigError(f"minSessionTimeout {min_ms} > maxSessionTimeout {max_ms}")
+        self.limits()
+
+
+def _bool(value: str, key: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("yes", "true", "1", "on"):
+        return True
+    if lowered in ("no", "false", "0", "off"):
+        return False
+    raise ConfigError(f"{key}: expected yes/no, got {value!r}")
+
+
+def _int(value: str, key: str) -> int:
+    try:
+        return int(value.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{key}: expected an integer, got {value!r}") from exc
+
+
+def parse_zoo_cfg(text: str, base: NodeConfig | None = None) -> NodeConfig:
+    """Apply the keys of a zoo.cfg (Java properties: key=value, # comments) to a NodeConfig."""
+    config = dataclasses.replace(base) if base is not None else NodeConfig()
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#!":
+            continue
+        sep = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
+        if sep < 0:
+            raise ConfigError(f"zoo.cfg line {number}: expected key=value, got {raw!r}")
+        key, value = line[:sep].strip(), line[sep + 1 :].strip()
+        if key == "tickTime":
+            config.tick_ms = _int(value, key)
+        elif key == "dataDir":
+            config.data_dir = Path(value)
+        elif key == "clientPort":
+            config.client_port = _int(value, key)
+        elif key == "clientPortAddress":
+            config.host = value
+        elif key == "maxClientCnxns":
+            config.max_client_connections = _int(value, key)
+        elif key == "minSessionTimeout":
+            config.min_session_timeout_ms = _int(value, key)
+        elif key == "maxSessionTimeout":
+            config.max_session_timeout_ms = _int(value, key)
+        elif key == "snapCount":
+            config.snap_count = _int(value, key)
+        elif key == "forceSync":
+            config.sync_writes = _bool(value, key)
+        elif key == "4lw.commands.whitelist":
+            words = {w.strip() for w in value.split(",") if w.strip()}
+            config.four_letter_whitelist = frozenset(
+                DEFAULT_FOUR_LETTER_WHITELIST if "*" in words
+                else words
+            )
+        elif key in ("extendedTypesEnabled", "zookeeper.extendedTypesEnabled"):
+            config.extended_types_enabled = _bool(value, key)
+        elif key in ("jute.maxbuffer", "zookeeper.jute.maxbuffer"):
+            config.frame_bytes_max = _int(value, key)
+        elif key in (
+            "DigestAuthenticationProvider.superDigest",
+            "zookeeper.DigestAuthenticationProvider.superDigest",
+        ):
+            config.super_digest = value
+        elif key == "containerCheckIntervalMs" or key == "znode.container.checkIntervalMs":
+            config.container_check_interval_ms = _int(value, key)
+        elif key.startswith("server.") or key in (
+            "initLimit", "syncLimit", "electionAlg", "peerType", "dynamicConfigFile",
+        ):
+            config.quorum[key] = value
+        elif key in (
+            "dataLogDir", "autopurge.snapRetainCount", "autopurge.purgeInterval",
+            "admin.enableServer", "admin.serverPort", "standaloneEnabled",
+            "reconfigEnabled", "metricsProvider.className", "preAllocSize",
+        ):
+            config.unknown_keys[key] = value  # understood, and not applicable to zoolog
+        else:
+            config.unknown_keys[key] = value
+    config.validate()
+    return config
+
+
+def load_zoo_cfg(path: str | Path, base: NodeConfig | None = None) -> NodeConfig:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    return parse_zoo_cfg(text, base)

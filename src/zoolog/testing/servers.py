@@ -1,0 +1,96 @@
+"""In-process coordination servers for tests (see package docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from zoolog.server.config import NodeConfig
+from zoolog.server.zk_node import ZkNode
+
+T = TypeVar("T")
+
+
+class ZkServerThread:
+    """A ZkNode on 127.0.0.1 (a free port unless given) in a daemon thread."""
+
+    def __init__(self, data_dir: str | Path, **settings: Any) -> None:
+        settings.setdefault("client_port", 0)
+        self.config = NodeConfig(data_dir=Path(data_dir), **settings)
+        self.node: ZkNode | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ZkServerThread:
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                self.node = ZkNode(self.config)
+                loop.run_until_complete(self.node.start())
+            except BaseException as exc:  # reported to the starting thread
+                failure.append(exc)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="zoolog-zk", daemon=True)
+        self._thread.start()
+        if not started.wait(30):
+            raise TimeoutError("zoolog node did not start within 30 s")
+        if failure:
+            raise failure[0]
+        # later restarts reuse the same port so clients can reconnect to it
+        assert self.node is not None
+        self.config.client_port = self.node.port
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self.node is not None
+        return self.node.port
+
+    @property
+    def connect_string(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the server's loop and return its result (for inspecting state)."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(_call(fn), self._loop).result(30)
+
+    def stop(self) -> None:
+        if self._loop is None or self.node is None:
+            return
+        node = self.node
+        asyncio.run_coroutine_threadsafe(node.stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        assert self._thread is not None
+        self._thread.join(30)
+        self._loop = None
+        self.node = None
+
+    def restart(self) -> ZkServerThread:
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> ZkServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def _call(fn: Callable[[], T]) -> T:
+    return fn()
