@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from kazoo.client import KazooClient
@@ -26,14 +27,12 @@ from zoolog.testing import ZkServerThread
 
 
 def wait_for(predicate, timeout: float = 10.0) -> None:
-    done = threading.Event()
-    deadline_step = 0.01
-    waited = 0.0
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
     while not predicate():
-        if waited > timeout:
+        if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
-        done.wait(deadline_step)
-        waited += deadline_step
+        pause.wait(0.01)
 
 
 def test_create_get_set_delete_roundtrip(zk: KazooClient) -> None:

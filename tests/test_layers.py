@@ -1,0 +1,56 @@
+"""The layering rules of STYLE.md, enforced: cores never touch the world, imports go down."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "zoolog"
+
+CORES = ("protocol", "coord")
+FORBIDDEN_IN_CORES = {"asyncio", "socket", "selectors", "threading", "time", "random", "os",
+                      "subprocess", "multiprocessing"}
+# package -> packages it must not import
+FORBIDDEN_IMPORTS = {
+    "protocol": {"coord", "server", "cli", "client", "testing"},
+    "coord": {"server", "cli", "client", "testing"},
+    "server": {"cli", "client", "testing"},
+    "client": {"server", "cli", "testing"},
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_cores_touch_no_sockets_clocks_threads_or_files() -> None:
+    offenders = []
+    for core in CORES:
+        for path in (SRC / core).rglob("*.py"):
+            for name in imports_of(path):
+                if name.split(".")[0] in FORBIDDEN_IN_CORES:
+                    offenders.append(f"{path.relative_to(SRC)} imports {name}")
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                        and node.func.id == "open"):
+                    offenders.append(f"{path.relative_to(SRC)} opens a file")
+    assert offenders == []
+
+
+def test_imports_only_go_down_the_layers() -> None:
+    offenders = []
+    for package, banned in FORBIDDEN_IMPORTS.items():
+        for path in (SRC / package).rglob("*.py"):
+            for name in imports_of(path):
+                parts = name.split(".")
+                if parts[0] == "zoolog" and len(parts) > 1 and parts[1] in banned:
+                    offenders.append(f"{path.relative_to(SRC)} imports {name}")
+    assert offenders == []
