@@ -201,6 +201,8 @@ class ServerConnection:
             record, pos = record_type.read(frame, 8)
         except JuteDecodeError as exc:
             raise RemoteProtocolError(f"op {op}: {exc}") from exc
+        if pos != len(frame):
+            raise RemoteProtocolError(f"op {op}: {len(frame) - pos} bytes after the record")
         return Request(xid, op, record)
 
 
@@ -218,6 +220,8 @@ def _decode_multi(frame: memoryview, allowed: frozenset[int]) -> list[tuple[int,
             ops.append((header.type, record))
     except JuteDecodeError as exc:
         raise RemoteProtocolError(f"multi: {exc}") from exc
+    if pos != len(frame):
+        raise RemoteProtocolError(f"multi: {len(frame) - pos} bytes after the last op")
     return ops
 
 

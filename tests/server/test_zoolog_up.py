@@ -1,0 +1,72 @@
+"""`zoolog up` as an operator runs it: zoo.cfg, the printed connect string, clean stops."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from zoolog.errors import ConfigError
+from zoolog.server.config import parse_zoo_cfg
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_up_reads_zoo_cfg_serves_and_stops_cleanly(tmp_path: Path, stop_signal: int) -> None:
+    port = free_port()
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text(
+        f"# an operator's file\ntickTime=500\ndataDir={tmp_path / 'data'}\nclientPort={port}\n"
+        "maxClientCnxns=10\nminSessionTimeout=1000\nmaxSessionTimeout=5000\n"
+        "initLimit=5\nsyncLimit=2\nautopurge.purgeInterval=1\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "zoolog", "up", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert f"listening on 127.0.0.1:{port}" in first
+    client = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30)
+    client.start(timeout=10)
+    client.create("/from-cfg", b"ok")
+    assert ",to=5000," in client.command(b"cons")  # 30 s clamped by maxSessionTimeout
+    client.stop()
+    client.close()
+    proc.send_signal(stop_signal)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopping" in out
+    assert (tmp_path / "data" / "version-2").is_dir()
+
+
+def test_up_reports_bad_config_clearly(tmp_path: Path) -> None:
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text("tickTime=fast\n")
+    result = subprocess.run([sys.executable, "-m", "zoolog", "up", "--config", str(cfg)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "tickTime: expected an integer" in result.stderr
+
+
+def test_zoo_cfg_mapping() -> None:
+    config = parse_zoo_cfg(
+        "tickTime=1000\nclientPortAddress=0.0.0.0\nforceSync=no\nsnapCount=10\n"
+        "4lw.commands.whitelist=srvr, ruok\nzookeeper.extendedTypesEnabled=false\n"
+        "DigestAuthenticationProvider.superDigest=super:abc=\nserver.1=h:2888:3888\n"
+    )
+    assert config.tick_ms == 1000 and config.host == "0.0.0.0"
+    assert config.sync_writes is False and config.snap_count == 10
+    assert config.four_letter_whitelist == frozenset({"srvr", "ruok"})
+    assert config.extended_types_enabled is False and config.super_digest == "super:abc="
+    assert config.quorum == {"server.1": "h:2888:3888"}
+    with pytest.raises(ConfigError):
+        parse_zoo_cfg("minSessionTimeout=9000\nmaxSessionTimeout=1000\n")
