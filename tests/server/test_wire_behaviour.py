@@ -255,6 +255,7 @@ def test_containers_and_ttl_nodes_are_cleaned_up(zoolog_zk: ZkServerThread) -> N
             await asyncio.sleep(0.02)
         with pytest.raises(ZkError) as info:
             await client.create("/bad-ttl", ttl_ms=0, flags=CreateFlag.PERSISTENT_WITH_TTL)
+        assert info.value.code == Code.BADARGUMENTS  # TTL flags need createTTL with a TTL > 0
         await client.close()
 
     run(scenario())
