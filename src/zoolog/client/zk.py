@@ -171,6 +171,13 @@ class ZkClient:
         self._xid += 1
         return await self._call(self._xid, op, record)
 
+    async def request(self, op: int, record: Any, xid: int | None = None) -> bytes:
+        """Send any request record with `op` (and a special xid if given); return the reply
+        body. For operations this client has no method for (getEphemerals, whoAmI, ...)."""
+        if xid is None:
+            return await self._request(op, record)
+        return await self._call(xid, op, record)
+
     # ------------------------------------------------------------------ operations
 
     async def create(
