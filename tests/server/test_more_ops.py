@@ -15,6 +15,7 @@ from zoolog.protocol.zk._generated.jute_records import (
     GetAllChildrenNumberResponse,
     GetChildrenRequest,
     GetDataRequest,
+    GetDataResponse,
     GetEphemeralsRequest,
     GetEphemeralsResponse,
     MultiHeader,
@@ -124,6 +125,9 @@ def test_ephemerals_children_count_multiread_whoami_reconfig(zoolog_zk: ZkServer
         body = await client.request(OpCode.multiRead, _Raw(bytes(ops)))
         first, pos = MultiHeader.read(body, 0)
         assert (first.type, first.err) == (OpCode.getData, 0)
+        _, pos = GetDataResponse.read(body, pos)
+        second, pos = MultiHeader.read(body, pos)
+        assert (second.type, second.err) == (-1, Code.NONODE)
         body = await client.request(OpCode.whoAmI, None)
         infos = WhoAmIResponse.from_bytes(body).clientInfo
         assert [(i.authScheme, i.user) for i in infos or []] == [("ip", "127.0.0.1")]
