@@ -16,6 +16,7 @@ order; reads run against applied state only, so nothing a client sees can be rol
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from zoolog.coord.datatree import (
     CONTAINER_OWNER,
     ApplyResult,
     CoordState,
+    Node,
     is_ttl_owner,
     ttl_of,
 )
@@ -43,7 +45,6 @@ from zoolog.protocol.zk._generated.jute_records import (
     ConnectResponse,
     CreateSessionTxn,
     ErrorResponse,
-    ExistsResponse,
     GetACLResponse,
     GetAllChildrenNumberResponse,
     GetChildren2Response,
@@ -65,6 +66,9 @@ from zoolog.protocol.zk.connection import (
 from zoolog.protocol.zk.opcodes import EventType, KeeperState, OpCode, WatchMode, Xid
 
 _ERROR_RESPONSE_OK = ErrorResponse(0)
+_OPEN_ACL_LIST = list(acls.OPEN_ACL_UNSAFE)
+_LEN = struct.Struct(">i")
+_NULL_BUFFER = _LEN.pack(-1)
 _NO_PASSWORD = bytes(16)
 
 
@@ -329,9 +333,12 @@ class CoordService:
             self._auth(conn, record)
         elif op == OpCode.sasl:
             self._fail_unknown(conn, xid, op)
-        else:
+        elif conn.pending:
             conn.pending.append(Pending(xid, op, record, _READ, now_ms))
             self._flush(conn, now_ms)
+        else:  # nothing ahead of it on this connection: answer at once
+            self._send(conn, self._read_frame(conn, xid, op, record))
+            self._record_latency(conn, 0)
 
     def unknown_op(self, conn_id: int, xid: int, op: int) -> None:
         """ZooKeeper answers an unknown opcode with UNIMPLEMENTED and closes the connection."""
@@ -491,14 +498,7 @@ class CoordService:
             if head.state == _WRITE:
                 break
             if head.state == _READ:
-                err, body = self._execute_read(conn, head)
-                zxid = self.state.last_zxid
-                if head.op == OpCode.ping:
-                    head.frame = encode_reply(Xid.PING, zxid, Code.OK)
-                elif err or body is None:
-                    head.frame = encode_reply(head.xid, zxid, err)
-                else:
-                    head.frame = encode_raw_reply(head.xid, zxid, body)
+                head.frame = self._read_frame(conn, head.xid, head.op, head.record)
             pending_queue.popleft()
             self._send(conn, head.frame)
             if head.started_ms and head.op != OpCode.ping:
@@ -509,12 +509,17 @@ class CoordService:
                 return
 
     def _record_latency(self, conn: ConnState, latency_ms: int) -> None:
-        latency_ms = max(latency_ms, 0)
+        if latency_ms < 0:
+            latency_ms = 0
         for target in (conn, self.stats):
-            if target.latency_count == 0 or latency_ms < target.latency_min_ms:
-                target.latency_min_ms = latency_ms
-            target.latency_max_ms = max(target.latency_max_ms, latency_ms)
-            target.latency_total_ms += latency_ms
+            if latency_ms:
+                if latency_ms < target.latency_min_ms or target.latency_count == 0:
+                    target.latency_min_ms = latency_ms
+                if latency_ms > target.latency_max_ms:
+                    target.latency_max_ms = latency_ms
+                target.latency_total_ms += latency_ms
+            elif target.latency_count and target.latency_min_ms:
+                target.latency_min_ms = 0
             target.latency_count += 1
 
     def _send(self, conn: ConnState, frame: bytes) -> None:
@@ -524,41 +529,61 @@ class CoordService:
 
     # ------------------------------------------------------------------ reads
 
-    def _execute_read(self, conn: ConnState, pending: Pending) -> tuple[int, bytes | None]:
-        handler = self._reads.get(pending.op)
+    def _read_frame(self, conn: ConnState, xid: int, op: int, record: Any) -> bytes:
+        """Run a read against applied state and encode its whole reply frame."""
+        zxid = self.state.last_zxid
+        if op == OpCode.ping:
+            return encode_reply(Xid.PING, zxid, Code.OK)
+        handler = self._reads.get(op)
         if handler is None:
-            return Code.UNIMPLEMENTED, None
+            return encode_reply(xid, zxid, Code.UNIMPLEMENTED)
         try:
-            return handler(conn, pending.record)
-        except ZkError as err:
-            return err.code, None
+            err, body = handler(conn, record)
+        except ZkError as exc:
+            return encode_reply(xid, zxid, exc.code)
+        if err or body is None:
+            return encode_reply(xid, zxid, err)
+        return encode_raw_reply(xid, zxid, body)
 
-    def _readable(self, conn: ConnState, path: str) -> Any:
-        node = self.state.get(path)
-        acls.require(node.acl, acls.READ, conn.identities)
+    def _node_for_read(self, path: str) -> Node:
+        """The node at `path`; a missing path is validated first (BADARGUMENTS before
+        NONODE, as ZooKeeper orders them). A path in the tree is valid by construction."""
+        node = self.state.nodes.get(path)
+        if node is None:
+            validate_path(path)
+            raise ZkError(Code.NONODE, path)
+        return node
+
+    def _readable(self, conn: ConnState, path: str) -> Node:
+        node = self._node_for_read(path)
+        acl = node.acl
+        if acl is not _OPEN_ACL_LIST and acl != _OPEN_ACL_LIST:
+            acls.require(acl, acls.READ, conn.identities)
         return node
 
     def _read_exists(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         path = record.path or ""
-        validate_path(path)
         node = self.state.nodes.get(path)
+        if node is None:
+            validate_path(path)
         if record.watch:
             self.watches.add_data_watch(path, conn.conn_id)
         if node is None:
             return Code.NONODE, None
-        return Code.OK, ExistsResponse(node.stat()).to_bytes()
+        return Code.OK, node.stat_bytes()
 
     def _read_get_data(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         path = record.path or ""
-        validate_path(path)
         node = self._readable(conn, path)
         if record.watch:
             self.watches.add_data_watch(path, conn.conn_id)
-        return Code.OK, GetDataResponse(node.data, node.stat()).to_bytes()
+        data = node.data
+        if data is None:
+            return Code.OK, _NULL_BUFFER + node.stat_bytes()
+        return Code.OK, _LEN.pack(len(data)) + data + node.stat_bytes()
 
-    def _children(self, conn: ConnState, record: Any) -> tuple[Any, list[str]]:
+    def _children(self, conn: ConnState, record: Any) -> tuple[Node, list[str]]:
         path = record.path or ""
-        validate_path(path)
         node = self._readable(conn, path)
         if record.watch:
             self.watches.add_child_watch(path, conn.conn_id)

@@ -21,7 +21,7 @@ import logging
 import time
 
 from zoolog.coord import snapshot
-from zoolog.coord.service import Close, CoordService, Propose, Send
+from zoolog.coord.service import CoordService, Propose, Send
 from zoolog.coord.txn import Txn
 from zoolog.errors import RemoteProtocolError
 from zoolog.protocol.zk._generated.jute_records import DeleteRequest
@@ -203,27 +203,41 @@ class ZkNode:
     # ------------------------------------------------------------------ outbox
 
     def drain(self) -> None:
-        """Carry out everything the service asked for, in order."""
+        """Carry out everything the service asked for, in order.
+
+        Frames for one connection are joined into one `write` per drain (one syscall for a
+        whole pipelined burst); a Close first flushes what was queued for that connection.
+        """
         service = self.service
         outbox = service.outbox
         if not outbox:
             return
         service.outbox = []
         conns = self.conns
+        frames: dict[int, list[bytes]] = {}
         for item in outbox:
-            if type(item) is Send:
-                proto = conns.get(item.conn_id)
-                if proto is not None and proto.transport is not None:
-                    proto.transport.write(item.frame)
-            elif type(item) is Propose:
+            if isinstance(item, Send):
+                queued = frames.get(item.conn_id)
+                if queued is None:
+                    frames[item.conn_id] = [item.frame]
+                else:
+                    queued.append(item.frame)
+            elif isinstance(item, Propose):
                 txn = item.txn
                 txn.zxid = self.next_zxid
                 self.next_zxid += 1
                 self._batch.append((txn, item.token, txn.to_bytes()))
-            elif type(item) is Close:
+            else:
                 proto = conns.get(item.conn_id)
+                queued = frames.pop(item.conn_id, None)
                 if proto is not None and proto.transport is not None:
+                    if queued:
+                        proto.transport.write(b"".join(queued))
                     proto.transport.close()
+        for conn_id, queued in frames.items():
+            proto = conns.get(conn_id)
+            if proto is not None and proto.transport is not None:
+                proto.transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
         if self._batch and not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
