@@ -274,3 +274,39 @@ def test_standalone_check_is_answered_as_a_read(zoolog_zk: ZkServerThread) -> No
     run(scenario())
     last = zoolog_zk.call(lambda: zoolog_zk.node.state.last_zxid)
     assert last == 3  # createSession, create, closeSession: the checks logged nothing
+
+
+def test_outstanding_limit_applies_backpressure_without_losing_requests(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from zoolog.coord.acl import OPEN_ACL_UNSAFE
+    from zoolog.protocol.zk._generated.jute_records import CreateRequest
+
+    with ZkServerThread(tmp_path, outstanding_requests_max=4) as server:
+        sock, _ = raw_session(server.port)
+        burst = bytearray()
+        for xid in range(1, 301):
+            body = struct.pack(">ii", xid, OpCode.create) + CreateRequest(
+                f"/bp{xid}", b"", list(OPEN_ACL_UNSAFE), 0).to_bytes()
+            burst += struct.pack(">i", len(body)) + body
+        sock.sendall(bytes(burst))
+        xids = [ReplyHeader.read(read_frame(sock), 0)[0].xid for _ in range(300)]
+        assert xids == list(range(1, 301))
+        assert server.call(lambda: server.node.backpressure_pauses) > 0
+        assert server.call(lambda: server.node.state.node_count()) == 304
+        sock.close()
+
+
+def test_children_per_node_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with ZkServerThread(tmp_path, limit_overrides={"children_per_node_max": 3}) as server:
+        client = KazooClient(hosts=server.connect_string)
+        client.start(timeout=10)
+        try:
+            client.create("/few")
+            for i in range(3):
+                client.create(f"/few/c{i}")
+            from kazoo.exceptions import BadArgumentsError
+
+            with pytest.raises(BadArgumentsError):
+                client.create("/few/c3")
+        finally:
+            client.stop()
+            client.close()

@@ -2,10 +2,12 @@
 
 `zoo.cfg` keys keep their ZooKeeper meaning (tickTime, dataDir, clientPort, clientPortAddress,
 maxClientCnxns, minSessionTimeout, maxSessionTimeout, snapCount, forceSync,
+globalOutstandingLimit,
 4lw.commands.whitelist, extendedTypesEnabled, jute.maxbuffer,
 DigestAuthenticationProvider.superDigest); unknown keys are reported, never silently dropped
 into a different meaning. Quorum keys (server.N, initLimit, syncLimit) are accepted and recorded
-for the replicated mode.
+for the replicated mode. zoolog's own limits are set with `zoolog.limits.<name>=N`, where
+`<name>` is a field of `zoolog.limits.Limits`.
 """
 
 from __future__ import annotations
@@ -46,11 +48,23 @@ class NodeConfig:
     super_digest: str | None = None
     frame_bytes_max: int = 0
     """0 means Limits' default (jute.maxbuffer + slack)."""
+    outstanding_requests_max: int = 1000
+    """Requests one connection may have in flight before reading from it pauses
+    (zoo.cfg `globalOutstandingLimit`)."""
+    limit_overrides: dict[str, int] = field(default_factory=dict)
+    """Any `Limits` field by name (zoo.cfg `zoolog.limits.<name>=N`)."""
     unknown_keys: dict[str, str] = field(default_factory=dict)
     quorum: dict[str, str] = field(default_factory=dict)
 
     def limits(self) -> Limits:
-        limits = Limits(connections_per_address_max=self.max_client_connections)
+        limits = Limits(
+            connections_per_address_max=self.max_client_connections,
+            outstanding_requests_per_connection_max=self.outstanding_requests_max,
+        )
+        unknown = set(self.limit_overrides) - {f.name for f in dataclasses.fields(Limits)}
+        if unknown:
+            raise ConfigError(f"unknown limits: {', '.join(sorted(unknown))}")
+        limits = dataclasses.replace(limits, **self.limit_overrides)
         if self.frame_bytes_max:
             limits = dataclasses.replace(
                 limits,
@@ -145,6 +159,10 @@ def parse_zoo_cfg(text: str, base: NodeConfig | None = None) -> NodeConfig:
             "zookeeper.DigestAuthenticationProvider.superDigest",
         ):
             config.super_digest = value
+        elif key in ("globalOutstandingLimit", "zookeeper.globalOutstandingLimit"):
+            config.outstanding_requests_max = _int(value, key)
+        elif key.startswith("zoolog.limits."):
+            config.limit_overrides[key.removeprefix("zoolog.limits.")] = _int(value, key)
         elif key == "containerCheckIntervalMs" or key == "znode.container.checkIntervalMs":
             config.container_check_interval_ms = _int(value, key)
         elif key.startswith("server.") or key in (

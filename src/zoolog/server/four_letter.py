@@ -162,6 +162,7 @@ def _mntr(node: ZkNode) -> str:
         ("zk_uptime", int(time.time() * 1000) - node.started_ms),
         ("zk_last_zxid", f"{state.last_zxid:#x}"),
         ("zk_txn_log_bytes_written", node.storage.bytes_written),
+        ("zoolog_backpressure_pauses", node.backpressure_pauses),
     ]
     return "".join(f"{key}\t{value}\n" for key, value in rows)
 

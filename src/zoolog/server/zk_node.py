@@ -89,6 +89,7 @@ class ZkClientProtocol(asyncio.Protocol):
         limit = node.limits.outstanding_requests_per_connection_max
         if not self.paused and service.outstanding(conn_id) >= limit:
             self.paused = True
+            node.backpressure_pauses += 1
             if self.transport is not None:
                 self.transport.pause_reading()
 
@@ -119,6 +120,7 @@ class ZkNode:
         self.conns: dict[int, ZkClientProtocol] = {}
         self.per_address: dict[str, int] = {}
         self._next_conn_id = 1
+        self.backpressure_pauses = 0
         self._batch: list[tuple[Txn, int, bytes]] = []
         self._flushing = False
         self._server: asyncio.Server | None = None
