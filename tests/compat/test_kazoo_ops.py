@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 
 import pytest
 from kazoo.client import KazooClient
@@ -23,16 +21,7 @@ from kazoo.security import make_digest_acl
 
 from zoolog.client.zk import ZkClient
 from zoolog.protocol.zk.opcodes import CreateFlag
-from zoolog.testing import ZkServerThread
-
-
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    pause = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        pause.wait(0.01)
+from zoolog.testing import ZkServerThread, wait_until
 
 
 def test_create_get_set_delete_roundtrip(zk: KazooClient) -> None:
@@ -89,7 +78,7 @@ def test_data_watch_fires_once_before_the_reply(zk: KazooClient) -> None:
     zk.get("/w", watch=events.append)
     zk.set("/w", b"1")
     # event-before-reply: the watch has fired by the time set() returned its reply
-    wait_for(lambda: len(events) == 1)
+    wait_until(lambda: len(events) == 1)
     assert events[0].type == EventType.CHANGED and events[0].path == "/w"
     zk.set("/w", b"2")
     zk.sync("/w")
@@ -102,13 +91,13 @@ def test_child_and_exists_watches(zk: KazooClient) -> None:
     zk.create("/later")
     zk.get_children("/later", watch=children.append)
     zk.create("/later/kid")
-    wait_for(lambda: created and children)
+    wait_until(lambda: created and children)
     assert created[0].type == EventType.CREATED
     assert children[0].type == EventType.CHILD and children[0].path == "/later"
     deleted = []
     zk.get("/later/kid", watch=deleted.append)
     zk.delete("/later/kid")
-    wait_for(lambda: deleted)
+    wait_until(lambda: deleted)
     assert deleted[0].type == EventType.DELETED
 
 
@@ -118,7 +107,7 @@ def test_watch_seen_by_another_session(make_client) -> None:
     events = []
     b.get("/shared", watch=events.append)
     a.set("/shared", b"y")
-    wait_for(lambda: events)
+    wait_until(lambda: events)
     assert b.get("/shared")[0] == b"y"
 
 
@@ -145,7 +134,7 @@ def test_ephemerals_vanish_when_the_session_closes(make_client) -> None:
     gone = []
     observer.exists("/eph", watch=gone.append)
     owner.stop()
-    wait_for(lambda: gone)
+    wait_until(lambda: gone)
     assert gone[0].type == EventType.DELETED
     assert observer.exists("/eph") is None
 
@@ -164,11 +153,11 @@ def test_session_expiry_removes_ephemerals(zoolog_zk: ZkServerThread, make_clien
         return client.session.session_id
 
     session_id = asyncio.run(create_and_vanish())
-    wait_for(lambda: len(seen) == 1)
+    wait_until(lambda: len(seen) == 1)
     assert seen[0].type == EventType.CREATED
     gone = []
     observer.exists("/lease", watch=gone.append)
-    wait_for(lambda: gone, timeout=15)
+    wait_until(lambda: gone, timeout_s=15)
     assert gone[0].type == EventType.DELETED
     assert session_id not in zoolog_zk.call(lambda: set(zoolog_zk.node.state.sessions))
 
@@ -201,7 +190,7 @@ def test_session_survives_a_server_restart(zoolog_zk: ZkServerThread, zk: KazooC
     states = []
     zk.add_listener(states.append)
     zoolog_zk.restart()
-    wait_for(lambda: states and states[-1] == KazooState.CONNECTED, timeout=20)
+    wait_until(lambda: states and states[-1] == KazooState.CONNECTED, timeout_s=20)
     assert zk.client_id == before
     assert zk.exists("/keep") is not None
 

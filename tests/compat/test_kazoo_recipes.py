@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import threading
-import time
 from collections.abc import Callable
 
 from kazoo.recipe.barrier import Barrier, DoubleBarrier
@@ -18,14 +17,7 @@ from kazoo.recipe.party import Party, ShallowParty
 from kazoo.recipe.queue import LockingQueue, Queue
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    pause = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        pause.wait(0.01)
+from zoolog.testing import wait_until
 
 
 def test_lock_is_exclusive_and_passes_on_release(make_client) -> None:
@@ -41,7 +33,7 @@ def test_lock_is_exclusive_and_passes_on_release(make_client) -> None:
 
     thread = threading.Thread(target=wait_for_lock)
     thread.start()
-    wait_for(lambda: len(lock_a.contenders()) == 2)
+    wait_until(lambda: len(lock_a.contenders()) == 2)
     assert lock_a.contenders() == ["a", "b"]
     lock_a.release()
     assert got.wait(10)
@@ -94,13 +86,13 @@ def test_election_elects_one_leader_and_fails_over(make_client) -> None:
     ea, eb = Election(a, "/election", "a"), Election(b, "/election", "b")
     ta = threading.Thread(target=ea.run, args=(lead("a", release_a),))
     ta.start()
-    wait_for(lambda: elected == ["a"])
+    wait_until(lambda: elected == ["a"])
     tb = threading.Thread(target=eb.run, args=(lead("b", None),))
     tb.start()
-    wait_for(lambda: len(ea.contenders()) == 2)
+    wait_until(lambda: len(ea.contenders()) == 2)
     assert ea.contenders()[0] == "a"
     release_a.set()  # leader a steps down
-    wait_for(lambda: elected == ["a", "b"])
+    wait_until(lambda: elected == ["a", "b"])
     ta.join(10)
     tb.join(10)
 
@@ -183,7 +175,7 @@ def test_party_tracks_live_members(make_client) -> None:
     assert list(Party(observer, "/party")) == ["server-a"]
     assert list(ShallowParty(observer, "/shallow")) == ["server-b"]
     a.stop()
-    wait_for(lambda: len(Party(observer, "/party")) == 0)
+    wait_until(lambda: len(Party(observer, "/party")) == 0)
 
 
 def test_data_watch_and_children_watch(make_client) -> None:
@@ -192,7 +184,7 @@ def test_data_watch_and_children_watch(make_client) -> None:
     DataWatch(watcher, "/config", func=lambda data, stat: seen_data.append(data))
     writer.create("/config", b"v1")
     writer.set("/config", b"v2")
-    wait_for(lambda: seen_data[-1:] == [b"v2"])
+    wait_until(lambda: seen_data[-1:] == [b"v2"])
     assert seen_data[0] is None and b"v1" in seen_data
 
     members: list[list[str]] = []
@@ -200,7 +192,7 @@ def test_data_watch_and_children_watch(make_client) -> None:
     ChildrenWatch(watcher, "/members", func=lambda children: members.append(sorted(children)))
     writer.create("/members/m1", ephemeral=True)
     writer.create("/members/m2", ephemeral=True)
-    wait_for(lambda: members[-1:] == [["m1", "m2"]])
+    wait_until(lambda: members[-1:] == [["m1", "m2"]])
 
 
 def test_tree_cache_mirrors_a_subtree(make_client) -> None:
@@ -210,10 +202,10 @@ def test_tree_cache_mirrors_a_subtree(make_client) -> None:
     events: list[int] = []
     cache.listen(lambda event: events.append(event.event_type))
     cache.start()
-    wait_for(lambda: TreeEvent.INITIALIZED in events)
+    wait_until(lambda: TreeEvent.INITIALIZED in events)
     writer.create("/svc/b", b"x")
     writer.set("/svc/a", b"y")
-    wait_for(lambda: cache.get_data("/svc/b") is not None
+    wait_until(lambda: cache.get_data("/svc/b") is not None
              and cache.get_data("/svc/a").data == b"y")
     assert sorted(cache.get_children("/svc")) == ["a", "b"]
     cache.close()
@@ -235,7 +227,7 @@ def test_set_partitioner_splits_work(make_client) -> None:
                 partitioner.wait_for_acquire(0.05)
         return bool(pa.acquired and pb.acquired)
 
-    wait_for(settled, timeout=20)
+    wait_until(settled, timeout_s=20)
     assert sorted(list(pa) + list(pb)) == list(set_)
     pa.finish()
     pb.finish()

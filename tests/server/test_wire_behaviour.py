@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import threading
 import time
-from collections.abc import Callable
 
 import pytest
 from kazoo.client import KazooClient
@@ -23,15 +21,6 @@ from zoolog.protocol.zk._generated.jute_records import (
 )
 from zoolog.protocol.zk.opcodes import CreateFlag, EventType, OpCode
 from zoolog.testing import ZkServerThread
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    pause = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        pause.wait(0.01)
 
 
 def raw_session(port: int, readonly_byte: bool = True) -> tuple[socket.socket, ConnectResponse]:

@@ -130,23 +130,9 @@ class Node:
         )
 
     def stat(self) -> Stat:
-        """The Stat a client sees (visible cversion, ephemeralOwner hidden for container/TTL)."""
-        owner = self.ephemeral_owner
-        num_children = len(self.children)
-        data = self.data
-        return Stat(
-            self.czxid,
-            self.mzxid,
-            self.ctime,
-            self.mtime,
-            self.version,
-            _int32(2 * self.cversion - num_children),
-            self.aversion,
-            owner if owner > 0 else 0,
-            len(data) if data is not None else 0,
-            num_children,
-            self.pzxid,
-        )
+        """The client-visible Stat as a record (visible cversion, owner hidden for
+        container/TTL nodes)."""
+        return Stat.from_bytes(self.stat_bytes())
 
     @property
     def is_ephemeral(self) -> bool:

@@ -76,23 +76,21 @@ class ZkStorage:
 
     # ------------------------------------------------------------------ recovery
 
-    def _logs(self) -> list[tuple[int, Path]]:
+    def _numbered(self, prefix: str) -> list[tuple[int, Path]]:
+        """Files named `<prefix>.<hex zxid>`, oldest first."""
         out = []
-        for path in self.dir.glob("log.*"):
+        for path in self.dir.glob(prefix + ".*"):
             try:
                 out.append((int(path.suffix[1:], 16), path))
             except ValueError:
                 continue
         return sorted(out)
 
+    def _logs(self) -> list[tuple[int, Path]]:
+        return self._numbered("log")
+
     def _snapshots(self) -> list[tuple[int, Path]]:
-        out = []
-        for path in self.dir.glob("snapshot.*"):
-            try:
-                out.append((int(path.suffix[1:], 16), path))
-            except ValueError:
-                continue
-        return sorted(out)
+        return self._numbered("snapshot")
 
     def recover(self, limits: Limits | None = None) -> Recovery:
         """Rebuild the state exactly as it was acknowledged; truncate a torn log tail."""

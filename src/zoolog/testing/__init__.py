@@ -6,6 +6,6 @@ The pytest plugin (`zoolog.testing.pytest_plugin`, registered as the `zoolog` en
 offers it as the `zoolog_zk` fixture.
 """
 
-from zoolog.testing.servers import ZkServerThread
+from zoolog.testing.servers import ZkServerThread, wait_until
 
-__all__ = ["ZkServerThread"]
+__all__ = ["ZkServerThread", "wait_until"]
