@@ -20,6 +20,7 @@ from kazoo.protocol.states import EventType, KazooState
 from kazoo.security import make_digest_acl
 
 from zoolog.client.zk import ZkClient
+from zoolog.coord.errors import Code, ZkError
 from zoolog.protocol.zk.opcodes import CreateFlag
 from zoolog.testing import ZkServerThread, wait_until
 
@@ -208,3 +209,37 @@ def test_restart_keeps_acknowledged_data(zoolog_zk: ZkServerThread, zk: KazooCli
     finally:
         client.stop()
         client.close()
+
+
+def test_ip_acl_super_user_and_failed_auth(tmp_path) -> None:
+    from kazoo.security import ACL, Id
+
+    from zoolog.coord.acl import digest_id
+
+    with ZkServerThread(tmp_path, super_digest=digest_id("root:pw")) as server:
+        hosts = server.connect_string
+        owner = KazooClient(hosts=hosts, auth_data=[("digest", "alice:secret")])
+        owner.start(timeout=10)
+        owner.create("/local-only", b"1", acl=[ACL(31, Id("ip", "127.0.0.0/8"))])
+        owner.create("/elsewhere", b"2", acl=[ACL(31, Id("ip", "10.1.2.3"))])
+        owner.create("/alice", b"3", acl=[make_digest_acl("alice", "secret", all=True)])
+        assert owner.get("/local-only")[0] == b"1"
+        with pytest.raises(NoAuthError):
+            owner.get("/elsewhere")
+        root = KazooClient(hosts=hosts, auth_data=[("digest", "root:pw")])
+        root.start(timeout=10)
+        assert root.get("/elsewhere")[0] == b"2" and root.get("/alice")[0] == b"3"
+
+        async def bad_auth() -> None:
+            client = await ZkClient.connect(hosts)
+            with pytest.raises(ZkError) as info:
+                await client.add_auth("nosuchscheme", b"x")
+            assert info.value.code == Code.AUTHFAILED
+            with pytest.raises(ZkError):  # and the server closed the connection
+                await client.sync("/")
+            await client.disconnect()
+
+        asyncio.run(bad_auth())
+        for client in (owner, root):
+            client.stop()
+            client.close()
