@@ -220,6 +220,12 @@ class RaftNode:
         self._read_acks.clear()
         self._reset_timeout()
 
+    def campaign(self) -> None:
+        """Start an election now, as if the election timeout had fired (operators, tests)."""
+        if self.role != Role.LEADER and self._promotable():
+            self.election_elapsed = 0
+            self._campaign(pre_vote=self.config.pre_vote)
+
     def _campaign(self, pre_vote: bool, transfer: bool = False) -> None:
         if pre_vote:
             self.role = Role.PRE_CANDIDATE
@@ -639,9 +645,10 @@ class RaftNode:
         if change.node_id == self.id and self.id not in self.conf.voters:
             self._become_follower(self.term, 0)
             return
-        for peer in self.conf.voters | self.conf.learners:
+        for peer in sorted(self.conf.voters | self.conf.learners):
             if peer not in self.progress:
                 self.progress[peer] = Progress(match=0, next=self.log.last_index() + 1)
+                self._send_append(peer)  # start catching the new member up at once
         for peer in list(self.progress):
             if peer not in self.conf.voters | self.conf.learners:
                 del self.progress[peer]

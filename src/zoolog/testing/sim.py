@@ -277,7 +277,7 @@ class Simulation:
         raft = node.raft
         while node.alive and raft.has_ready():
             ready = raft.ready()
-            if self.rng.random() < self.faults.crash * self.faults.crash_during_ready * 10:
+            if self.rng.random() < self.faults.crash * self.faults.crash_during_ready:
                 node.crash()  # dies before fsync: the Ready is lost
                 self.stats["crashes"] += 1
                 return
@@ -365,7 +365,7 @@ class Simulation:
         return self.stats
 
 
-HARSH = Faults(drop=0.2, duplicate=0.05, delay_ms_max=60, crash=0.02, partition=0.05)
+HARSH = Faults(drop=0.2, duplicate=0.05, delay_ms_max=60, crash=0.004, partition=0.03)
 """A fault profile with frequent crashes and partitions: short-lived leaders, many terms."""
 
 
