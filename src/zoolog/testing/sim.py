@@ -149,8 +149,10 @@ class Simulation:
         self.acked: dict[int, bytes] = {}  # index -> proposal data acknowledged to a client
         self.proposed: dict[tuple[int, int], bytes] = {}  # (leader, index) -> data
         self._proposal_no = 0
+        self._read_no = 0
+        self.reads: dict[bytes, int] = {}  # read context -> highest acked index when asked
         self.stats = {"proposals": 0, "acked": 0, "elections": 0, "crashes": 0,
-                      "snapshots": 0, "messages": 0}
+                      "snapshots": 0, "messages": 0, "reads": 0, "transfers": 0}
 
     def raft_config(self, node_id: int) -> Config:
         # small messages: a few entries each, so flow control and pipelining are exercised
@@ -263,7 +265,23 @@ class Simulation:
 
     def propose_some(self) -> None:
         for node in self.nodes.values():
-            if node.alive and node.raft.role == Role.LEADER and self.rng.random() < 0.3:
+            if not (node.alive and node.raft.role == Role.LEADER):
+                continue
+            roll = self.rng.random()
+            if roll < 0.02:
+                # a linearizable read must see every write acknowledged before it was asked
+                self._read_no += 1
+                context = b"r%d" % self._read_no
+                self.reads[context] = max(self.acked, default=0)
+                node.raft.read_index(context)
+            elif roll < 0.021:
+                target = self.rng.choice(sorted(node.raft.conf.voters))
+                try:
+                    node.raft.transfer_leadership(target)
+                    self.stats["transfers"] += 1
+                except ProposalDropped:
+                    pass
+            if self.rng.random() < 0.3:
                 self._proposal_no += 1
                 data = f"p{self._proposal_no}".encode()
                 try:
@@ -301,6 +319,12 @@ class Simulation:
                 if data is not None and raft.role == Role.LEADER and data == entry.data:
                     self.acked[entry.index] = data
                     self.stats["acked"] += 1
+            for read in ready.read_states:
+                floor = self.reads.pop(read.context, None)
+                if floor is not None and read.index < floor:
+                    self.fail(f"read {read.context!r} on node {node.id} at index {read.index} "
+                              f"would miss the write acknowledged at {floor}")
+                self.stats["reads"] += 1
             raft.advance(ready)
             if node.applied_index - raft.log.snapshot.index >= self.snapshot_every:
                 snap_data = node.snapshot_bytes()
