@@ -7,22 +7,37 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "zoolog"
 
-CORES = ("protocol", "coord")
+CORES = ("protocol", "coord", "consensus")
 FORBIDDEN_IN_CORES = {"asyncio", "socket", "selectors", "threading", "time", "random", "os",
                       "subprocess", "multiprocessing"}
 # package -> packages it must not import
 FORBIDDEN_IMPORTS = {
     "protocol": {"coord", "server", "cli", "client", "testing"},
     "coord": {"server", "cli", "client", "testing"},
+    "consensus": {"coord", "protocol", "server", "cli", "client", "testing"},
     "server": {"cli", "client", "testing"},
     "client": {"server", "cli", "testing"},
 }
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except those under `if TYPE_CHECKING:` (type-only imports)."""
+    out: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        out.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
 def imports_of(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:

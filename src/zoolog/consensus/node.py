@@ -23,11 +23,11 @@ quorum before a read is served.
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from zoolog.consensus.log import RaftLog
 from zoolog.consensus.types import (
@@ -43,6 +43,9 @@ from zoolog.consensus.types import (
     Snapshot,
 )
 from zoolog.errors import ConfigError, LocalProtocolError
+
+if TYPE_CHECKING:
+    from random import Random  # injected; the core never creates randomness itself
 
 
 class Role(IntEnum):
@@ -121,7 +124,7 @@ class RaftNode:
     def __init__(
         self,
         config: Config,
-        rng: random.Random,
+        rng: Random,
         conf: ConfState | None = None,
         hard_state: HardState | None = None,
         snapshot: Snapshot | None = None,
