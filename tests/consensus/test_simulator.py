@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zoolog.consensus.node import RaftNode
-from zoolog.testing.sim import SimulationFailure, run_seed
+from zoolog.testing.sim import Simulation, SimulationFailure, run_seed
 
 SEEDS = int(os.environ.get("ZOOLOG_SIM_SEEDS", "300"))
 STEPS = int(os.environ.get("ZOOLOG_SIM_STEPS", "3000"))
@@ -54,3 +56,29 @@ def test_checkers_catch_a_broken_raft_within_the_budget(broken: type[RaftNode]) 
             assert str(seed) in str(failure) and "zoolog sim --seed" in str(failure)
             return
     pytest.fail(f"{broken.__name__} survived {SEEDS} seeds")
+
+
+ACTIONS = st.one_of(
+    st.tuples(st.sampled_from(["crash", "restart", "isolate", "split", "heal"]),
+              st.integers(0, 4)),
+    st.tuples(st.just("run"), st.integers(1, 400)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(schedule=st.lists(ACTIONS, max_size=30), seed=st.integers(0, 2**16),
+       nodes=st.sampled_from([3, 5]))
+def test_hypothesis_fault_schedules(schedule: list[tuple[str, int]], seed: int,
+                                    nodes: int) -> None:
+    """Hypothesis draws explicit fault schedules; a failure shrinks to a minimal one."""
+    Simulation(seed, nodes).run_schedule(schedule)
+
+
+def test_hypothesis_schedules_find_a_broken_raft() -> None:
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(schedule=st.lists(ACTIONS, max_size=30), seed=st.integers(0, 2**16))
+    def check(schedule: list[tuple[str, int]], seed: int) -> None:
+        Simulation(seed, 3, raft_class=VotesForAnyLog).run_schedule(schedule)
+
+    with pytest.raises(SimulationFailure):
+        check()

@@ -332,7 +332,7 @@ class Simulation:
                 node.disk.compact(raft.log.snapshot)
                 self.stats["snapshots"] += 1
 
-    def step(self, faults_on: bool = True) -> None:
+    def step(self, faults_on: bool = True, proposals: bool | None = None) -> None:
         self.step_no += 1
         self.now_ms += 1
         if faults_on:
@@ -344,7 +344,7 @@ class Simulation:
             while self.now_ms >= node.next_tick_ms:
                 node.raft.tick()
                 node.next_tick_ms += max(1, round(TICK_MS * node.clock_rate))
-        if faults_on:
+        if faults_on if proposals is None else proposals:
             self.propose_some()
         for node in self.nodes.values():
             if node.alive:
@@ -352,6 +352,41 @@ class Simulation:
         for node in self.nodes.values():
             if node.alive:
                 self.check_node(node)
+
+    def apply_action(self, kind: str, arg: int) -> None:
+        """One structural fault of an explicit schedule (see `run_schedule`)."""
+        ids = sorted(self.nodes)
+        node = self.nodes[ids[arg % len(ids)]]
+        if kind == "crash":
+            if node.alive and sum(1 for n in self.nodes.values() if n.alive) > 1:
+                node.crash()
+                self.stats["crashes"] += 1
+        elif kind == "restart":
+            if not node.alive:
+                node.restart()
+        elif kind == "isolate":
+            self.blocked = {(node.id, o) for o in ids if o != node.id} | {
+                (o, node.id) for o in ids if o != node.id}
+        elif kind == "split":
+            cut = 1 + arg % (len(ids) - 1)
+            left, right = ids[:cut], ids[cut:]
+            self.blocked = {(a, b) for a in left for b in right} | {
+                (b, a) for a in left for b in right}
+        elif kind == "heal":
+            self.blocked = set()
+        elif kind == "run":
+            for _ in range(arg):
+                self.step(faults_on=False, proposals=True)
+        else:
+            raise ValueError(f"unknown schedule action {kind!r}")
+
+    def run_schedule(self, actions: list[tuple[str, int]], liveness_steps: int = 3000) -> None:
+        """Run an explicit fault schedule (random drops and delays still come from the
+        seed), then heal and require progress. Hypothesis shrinks such schedules."""
+        for kind, arg in actions:
+            self.apply_action(kind, arg)
+        self.heal()
+        self.liveness(liveness_steps)
 
     def heal(self) -> None:
         self.blocked = set()
