@@ -11,13 +11,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from zoolog import __version__
-from zoolog.cli import sim, up, zk
+from zoolog.cli import raft, sim, up, zk
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
     "up": (up.add_arguments, up.run),
     "zk": (zk.add_arguments, zk.run),
     "sim": (sim.add_arguments, sim.run),
+    "raft": (raft.add_arguments, raft.run),
 }
 
 

@@ -284,6 +284,14 @@ class RaftNode:
         """Append `data` as a new entry (leader only); return its index."""
         return self._propose(data, EntryKind.NORMAL)
 
+    def propose_batch(self, datas: list[bytes]) -> int:
+        """Append several entries with one broadcast; return the index of the last one."""
+        self._check_can_propose(len(datas))
+        first = self.log.last_index() + 1
+        self._append([Entry(self.term, first + i, data) for i, data in enumerate(datas)])
+        self._broadcast_append()
+        return first + len(datas) - 1
+
     def propose_conf_change(self, change: ConfChange) -> int:
         if self.pending_conf_index > self.log.applied:
             raise ProposalDropped("a membership change is already in flight")
@@ -291,13 +299,17 @@ class RaftNode:
         self.pending_conf_index = index
         return index
 
-    def _propose(self, data: bytes, kind: EntryKind) -> int:
+    def _check_can_propose(self, count: int) -> None:
         if self.role != Role.LEADER:
             raise ProposalDropped(f"node {self.id} is not the leader (leader: {self.lead})")
         if self.lead_transferee:
             raise ProposalDropped("leadership transfer in progress")
-        if self.log.last_index() - self.log.committed >= self.config.max_uncommitted_entries:
+        uncommitted = self.log.last_index() - self.log.committed
+        if uncommitted + count > self.config.max_uncommitted_entries:
             raise ProposalDropped("too many uncommitted entries")
+
+    def _propose(self, data: bytes, kind: EntryKind) -> int:
+        self._check_can_propose(1)
         index = self.log.last_index() + 1
         self._append([Entry(self.term, index, data, kind)])
         self._broadcast_append()
@@ -635,7 +647,10 @@ class RaftNode:
             self.log.pending_snapshot = None
             self.log.applied = max(self.log.applied, ready.snapshot.index)
         if ready.entries:
-            self.log.stable = max(self.log.stable, ready.entries[-1].index)
+            last = ready.entries[-1]
+            # a conflicting append may have replaced these entries meanwhile
+            if self.log.term(last.index) == last.term:
+                self.log.stable = max(self.log.stable, last.index)
         for entry in ready.committed_entries:
             if entry.kind == EntryKind.CONF_CHANGE:
                 self._apply_conf_change(ConfChange.from_bytes(entry.data))
