@@ -19,6 +19,7 @@ from zoolog.protocol.zk._generated.jute_records import (
 from zoolog.protocol.zk.connection import (
     Connect,
     FourLetterWord,
+    MisplacedOp,
     Request,
     ServerConnection,
     UnknownOp,
@@ -93,8 +94,14 @@ def test_multi_decoding_and_forbidden_ops() -> None:
     MultiHeader(OpCode.getData, False, -1).write(bad)
     GetDataRequest("/x", False).write(bad)
     MultiHeader(-1, True, -1).write(bad)
-    with pytest.raises(RemoteProtocolError):
-        conn.receive_data(frame(struct.pack(">ii", 6, OpCode.multi) + bytes(bad)))
+    # a read inside multi is decoded as a misplaced op (ZooKeeper answers MARSHALLINGERROR and
+    # keeps the connection), not as a protocol error
+    [event] = conn.receive_data(frame(struct.pack(">ii", 6, OpCode.multi) + bytes(bad)))
+    assert isinstance(event, Request) and event.record == MisplacedOp(OpCode.getData)
+    [event] = conn.receive_data(frame(struct.pack(">ii", 7, OpCode.multiRead) + bytes(ops)))
+    assert isinstance(event, Request) and event.record == MisplacedOp(OpCode.create)
+    with pytest.raises(RemoteProtocolError):  # a truncated sub-record still closes
+        conn.receive_data(frame(struct.pack(">ii", 8, OpCode.multi) + bytes(ops[:-6])))
 
 
 @settings(max_examples=300, deadline=None)

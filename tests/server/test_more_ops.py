@@ -137,3 +137,28 @@ def test_ephemerals_children_count_multiread_whoami_reconfig(zoolog_zk: ZkServer
         await client.close()
 
     asyncio.run(scenario())
+
+
+def test_client_fails_fast_after_the_server_closes_the_connection(
+    zoolog_zk: ZkServerThread,
+) -> None:
+    """An unknown opcode makes the server answer UNIMPLEMENTED and close the connection; the
+    client's later requests fail with CONNECTIONLOSS at once instead of waiting forever."""
+
+    async def scenario() -> None:
+        client = await ZkClient.connect(zoolog_zk.connect_string)
+        try:
+            with pytest.raises(ZkError) as unknown:
+                await asyncio.wait_for(client.request(999, None), 10)
+            assert unknown.value.code == Code.UNIMPLEMENTED
+            deadline = asyncio.get_running_loop().time() + 10
+            while client._lost is None:
+                assert asyncio.get_running_loop().time() < deadline, "close never seen"
+                await asyncio.sleep(0.01)
+            with pytest.raises(ZkError) as lost:
+                await asyncio.wait_for(client.exists("/"), 10)
+            assert lost.value.code == Code.CONNECTIONLOSS
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())

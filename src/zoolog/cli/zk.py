@@ -66,7 +66,7 @@ def parse_acl(text: str) -> list[ACL]:
 
 
 def format_acl(acl: ACL) -> str:
-    perms = "".join(k for k, v in _PERMS.items() if acl.perms & v)
+    perms = "".join(k for k in "cdrwa" if acl.perms & _PERMS[k])  # zkCli's order
     return f"'{acl.id.scheme},'{acl.id.id}\n: {perms}"
 
 
@@ -210,7 +210,7 @@ class Shell:
 
     async def sync(self, args: list[str]) -> None:
         await self.client.sync(args[0])
-        print(f"Sync is OK for {args[0]}")
+        print("Sync is OK")
 
 
 def _describe(err: ZkError, verb: str, args: list[str]) -> str:
@@ -231,7 +231,8 @@ async def _main(args: argparse.Namespace) -> int:
     host, _, port_text = args.server.rpartition(":")
     host = host or "127.0.0.1"
     port = int(port_text or 2181)
-    if args.verb in FOUR_LETTER_WORDS:
+    # `stat` is both a 4lw and a zkCli verb: with a path it is the verb
+    if args.verb in FOUR_LETTER_WORDS and not (args.verb == "stat" and args.args):
         print(await four_letter_word(host, port, args.verb), end="")
         return 0
     client = await ZkClient.connect(f"{host}:{port}", args.timeout)

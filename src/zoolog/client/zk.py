@@ -80,6 +80,7 @@ class ZkClient:
         self._xid = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._lost: BaseException | None = None  # why the connection ended, once it has
 
     @classmethod
     async def connect(
@@ -142,6 +143,7 @@ class ZkClient:
         except ZkError as exc:
             error = exc
         finally:
+            self._lost = error
             while self._pending:
                 _, future = self._pending.popleft()
                 if not future.done():
@@ -156,6 +158,8 @@ class ZkClient:
     async def _call(self, xid: int, op: int, record: Any) -> bytes:
         if self._writer is None or self._closed:
             raise ZkError(Code.CONNECTIONLOSS, "not connected")
+        if self._lost is not None:
+            raise ZkError(Code.CONNECTIONLOSS, f"connection lost: {self._lost}")
         out = bytearray(_HEADER.pack(xid, op))
         if record is not None:
             record.write(out)

@@ -91,8 +91,7 @@ def fixup(acls: Sequence[ACL] | None, identities: Iterable[Identity]) -> list[AC
     for acl in acls:
         scheme = acl.id.scheme or ""
         ident = acl.id.id or ""
-        if acl.perms & ~ALL or (acl.perms == 0 and scheme == ""):
-            raise ZkError(Code.INVALIDACL, f"bad permissions {acl.perms}")
+        # ZooKeeper 3.8 stores any perms value as given (bits outside cdrwa grant nothing)
         if scheme == "world":
             if ident != "anyone":
                 raise ZkError(Code.INVALIDACL, f"world id must be anyone, not {ident!r}")
@@ -118,4 +117,16 @@ def fixup(acls: Sequence[ACL] | None, identities: Iterable[Identity]) -> list[AC
             out.append(ACL(perms=acl.perms, id=Id(scheme=scheme, id=ident)))
         else:
             raise ZkError(Code.INVALIDACL, f"unknown ACL scheme {scheme!r}")
+    return _without_duplicates(out)
+
+
+def _without_duplicates(acls: list[ACL]) -> list[ACL]:
+    """Drop repeated entries, keeping the first of each (ZooKeeper's removeDuplicates)."""
+    seen: set[tuple[int, str, str]] = set()
+    out: list[ACL] = []
+    for acl in acls:
+        key = (acl.perms, acl.id.scheme or "", acl.id.id or "")
+        if key not in seen:
+            seen.add(key)
+            out.append(acl)
     return out

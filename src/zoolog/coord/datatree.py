@@ -195,6 +195,7 @@ class CoordState:
             self.nodes[path] = Node(b"", list(acl), 0, 0)
             if path != "/":
                 self.nodes[parent_of(path)].children.add(name_of(path))
+        self.nodes["/zookeeper/config"].aversion = -1  # as ZooKeeper 3.8 creates it
         self._apply_op: dict[int, Callable[[Txn, int, object, Undo | None], ApplyResult]] = {
             OpCode.create: self._apply_create,
             OpCode.create2: self._apply_create,

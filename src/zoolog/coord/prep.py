@@ -26,6 +26,7 @@ from zoolog.protocol.zk._generated.jute_records import (
     SetACLRequest,
     SetDataRequest,
 )
+from zoolog.protocol.zk.connection import MisplacedOp
 from zoolog.protocol.zk.opcodes import CreateFlag, OpCode
 
 WRITE_OPS = frozenset(
@@ -58,6 +59,8 @@ class MultiPrepError(ZkError):
 def prep_write(op: int, record: Any, ctx: PrepContext) -> Txn:
     """Validate a write and build its txn (zxid 0: the log stamps it). Raises ZkError."""
     if op == OpCode.multi:
+        if isinstance(record, MisplacedOp):
+            raise ZkError(Code.MARSHALLINGERROR, f"op {record.op} is not allowed in a multi")
         ops: list[tuple[int, Any]] = []
         if len(record) > ctx.limits.multi_ops_max:
             raise MultiPrepError(0, Code.BADARGUMENTS, f"multi of {len(record)} ops")
@@ -91,6 +94,8 @@ def _prep_one(op: int, record: Any, ctx: PrepContext) -> Any:
     path = record.path or ""
     if op == OpCode.delete:
         assert isinstance(record, DeleteRequest)
+        if not path:
+            raise ZkError(Code.MARSHALLINGERROR, "empty path")  # as ZooKeeper 3.8 answers
         if "/" not in path or "\0" in path or path in SPECIAL_PATHS:
             raise ZkError(Code.BADARGUMENTS, f"cannot delete {path!r}")
         return record
@@ -112,9 +117,9 @@ def _prep_one(op: int, record: Any, ctx: PrepContext) -> Any:
 
 def _prep_create(op: int, record: Any, ctx: PrepContext) -> Any:
     flags = record.flags
-    if op == OpCode.createContainer:
-        flags = CreateFlag.CONTAINER
-    elif flags not in CreateFlag.__members__.values():
+    # createContainer keeps its flags: the op makes the node a container, a sequential flag
+    # still appends the counter (ZooKeeper 3.8 does both)
+    if flags not in CreateFlag.__members__.values():
         raise ZkError(Code.BADARGUMENTS, f"invalid create flags {flags}")
     if op == OpCode.createTTL:
         assert isinstance(record, CreateTTLRequest)
@@ -127,6 +132,8 @@ def _prep_create(op: int, record: Any, ctx: PrepContext) -> Any:
     elif flags == CreateFlag.CONTAINER and op != OpCode.createContainer:
         flags = CreateFlag.PERSISTENT  # ZooKeeper 3.8 logs a plain create for this
     path = record.path or ""
+    if not path:
+        raise ZkError(Code.MARSHALLINGERROR, "empty path")  # as ZooKeeper 3.8 answers
     if "/" not in path or "\0" in path:
         raise ZkError(Code.BADARGUMENTS, f"invalid path {path!r}")
     _check_path_size(path, ctx.limits)

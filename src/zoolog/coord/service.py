@@ -57,6 +57,7 @@ from zoolog.protocol.zk._generated.jute_records import (
     WhoAmIResponse,
 )
 from zoolog.protocol.zk.connection import (
+    MisplacedOp,
     encode_connect_response,
     encode_event,
     encode_multi_body,
@@ -375,6 +376,10 @@ class CoordService:
             if ("digest", ident) not in conn.identities:
                 conn.identities.append(("digest", ident))
             frame = encode_reply(Xid.AUTH, 0, Code.OK)
+        elif scheme == "ip":
+            # ZooKeeper's ip provider ignores the credential and vouches for the peer address,
+            # which every connection already carries
+            frame = encode_reply(Xid.AUTH, 0, Code.OK)
         else:
             frame = encode_reply(Xid.AUTH, 0, Code.AUTHFAILED)
             conn.close_after_flush = True
@@ -546,12 +551,12 @@ class CoordService:
         return encode_raw_reply(xid, zxid, body)
 
     def _node_for_read(self, path: str) -> Node:
-        """The node at `path`; a missing path is validated first (BADARGUMENTS before
-        NONODE, as ZooKeeper orders them). A path in the tree is valid by construction."""
+        """The node at `path`. Reads do not validate paths, as in ZooKeeper 3.8: a malformed
+        path is simply not in the tree (NONODE), except the empty path, which ZooKeeper
+        answers with MARSHALLINGERROR."""
         node = self.state.nodes.get(path)
         if node is None:
-            validate_path(path)
-            raise ZkError(Code.NONODE, path)
+            raise ZkError(Code.MARSHALLINGERROR if not path else Code.NONODE, path)
         return node
 
     def _readable(self, conn: ConnState, path: str) -> Node:
@@ -564,8 +569,9 @@ class CoordService:
     def _read_exists(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         path = record.path or ""
         node = self.state.nodes.get(path)
-        if node is None:
-            validate_path(path)
+        if node is None and (not path or "\0" in path):
+            # ZooKeeper 3.8 checks exists() paths for NUL only; "" fails as in every read
+            raise ZkError(Code.BADARGUMENTS if path else Code.MARSHALLINGERROR, path)
         if record.watch:
             self.watches.add_data_watch(path, conn.conn_id)
         if node is None:
@@ -599,8 +605,7 @@ class CoordService:
 
     def _read_get_acl(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         path = record.path or ""
-        validate_path(path)
-        node = self.state.get(path)
+        node = self._node_for_read(path)
         acls.require(node.acl, acls.READ | acls.ADMIN, conn.identities)
         acl_list: list[ACL] = node.acl
         if not acls.check(node.acl, acls.ADMIN, conn.identities):
@@ -641,26 +646,30 @@ class CoordService:
         return Code.OK, GetEphemeralsResponse(paths).to_bytes()
 
     def _read_add_watch(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
-        path = record.path or ""
-        validate_path(path)
-        if record.mode not in (WatchMode.PERSISTENT, WatchMode.PERSISTENT_RECURSIVE):
-            return Code.BADARGUMENTS, None
+        path = record.path or ""  # not validated: ZooKeeper 3.8 watches any string
+        if not path or record.mode not in (WatchMode.PERSISTENT, WatchMode.PERSISTENT_RECURSIVE):
+            # ZooKeeper's AddWatchMode.fromMode throws; the server answers MARSHALLINGERROR
+            return Code.MARSHALLINGERROR, None
         recursive = record.mode == WatchMode.PERSISTENT_RECURSIVE
         self.watches.add_persistent(path, conn.conn_id, recursive)
         return Code.OK, _ERROR_RESPONSE_OK.to_bytes()
 
     def _watch_tables(self, watcher_type: int) -> list[tuple[Any, tuple[Mode, ...]]]:
         data, child = self.watches.data, self.watches.child
-        standard = (Mode.STANDARD,)
         every = (Mode.STANDARD, Mode.PERSISTENT, Mode.PERSISTENT_RECURSIVE)
+        # ZooKeeper 3.8: Children and Data name a table, whatever the watch's mode, so
+        # removing the Data part of a persistent watch leaves its children part armed
         tables: dict[int, list[tuple[Any, tuple[Mode, ...]]]] = {
-            1: [(child, standard)],
-            2: [(data, standard)],
+            1: [(child, every)],
+            2: [(data, every)],
             3: [(data, every), (child, every)],
             4: [(data, (Mode.PERSISTENT,)), (child, (Mode.PERSISTENT,))],
             5: [(data, (Mode.PERSISTENT_RECURSIVE,))],
         }
-        return tables.get(watcher_type, [])
+        if watcher_type not in tables:
+            # ZooKeeper's WatcherType.fromInt throws; the server answers MARSHALLINGERROR
+            raise ZkError(Code.MARSHALLINGERROR, f"unknown watcher type {watcher_type}")
+        return tables[watcher_type]
 
     def _read_check_watches(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         found = any(
@@ -713,13 +722,20 @@ class CoordService:
         return Code.OK, None
 
     def _read_who_am_i(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
-        infos = [ClientInfo(s, i) for s, i in conn.identities if (s, i) != acls.SUPER_IDENTITY]
+        # a digest identity is shown by its user name only, as ZooKeeper's provider does
+        infos = [
+            ClientInfo(s, i.split(":", 1)[0] if s == "digest" else i)
+            for s, i in conn.identities
+            if (s, i) != acls.SUPER_IDENTITY
+        ]
         return Code.OK, WhoAmIResponse(infos).to_bytes()
 
     def _read_reconfig(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         return Code.RECONFIGDISABLED, None
 
     def _read_multi(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
+        if isinstance(record, MisplacedOp):
+            return Code.MARSHALLINGERROR, None
         rows: list[tuple[int, int, Any]] = []
         for op, sub in record:
             try:

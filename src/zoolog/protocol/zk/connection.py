@@ -120,6 +120,14 @@ class Request:
     """The request record; for multi and multiRead a list of (op, record)."""
 
 
+@dataclass(frozen=True, slots=True)
+class MisplacedOp:
+    """The record of a multi (or multiRead) holding an op of the wrong kind. ZooKeeper stops
+    decoding there and answers MARSHALLINGERROR, keeping the connection."""
+
+    op: int
+
+
 @dataclass(slots=True)
 class UnknownOp:
     xid: int
@@ -206,7 +214,9 @@ class ServerConnection:
         return Request(xid, op, record)
 
 
-def _decode_multi(frame: memoryview, allowed: frozenset[int]) -> list[tuple[int, Any]]:
+def _decode_multi(
+    frame: memoryview, allowed: frozenset[int]
+) -> list[tuple[int, Any]] | MisplacedOp:
     ops: list[tuple[int, Any]] = []
     pos = 8
     try:
@@ -215,7 +225,7 @@ def _decode_multi(frame: memoryview, allowed: frozenset[int]) -> list[tuple[int,
             if header.done:
                 break
             if header.type not in allowed:
-                raise RemoteProtocolError(f"op {header.type} not allowed in a multi")
+                return MisplacedOp(header.type)
             record, pos = REQUEST_RECORDS[header.type].read(frame, pos)
             ops.append((header.type, record))
     except JuteDecodeError as exc:
