@@ -13,6 +13,7 @@ import logging
 import signal
 from pathlib import Path
 
+from zoolog.server.process import tune_gc_for_serving
 from zoolog.server.raft_node import RaftNodeConfig, RaftServer, parse_peers
 
 
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def _run(config: RaftNodeConfig) -> None:
     server = RaftServer(config)
     await server.start()
+    tune_gc_for_serving()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from zoolog.errors import ConfigError
 from zoolog.server.config import NodeConfig, load_zoo_cfg
+from zoolog.server.process import tune_gc_for_serving
 from zoolog.server.zk_node import ZkNode
 
 
@@ -50,6 +51,7 @@ def build_config(args: argparse.Namespace) -> NodeConfig:
 async def _run(config: NodeConfig) -> None:
     node = ZkNode(config)
     await node.start()
+    tune_gc_for_serving()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

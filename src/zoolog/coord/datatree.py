@@ -40,10 +40,10 @@ from zoolog.protocol.zk._generated.jute_records import (
     SetACLRequest,
     SetACLResponse,
     SetDataRequest,
-    SetDataResponse,
     Stat,
 )
 from zoolog.protocol.zk.opcodes import CreateFlag, EventType, OpCode
+from zoolog.protocol.zk.raw import RawRecord
 
 CONTAINER_OWNER = -0x8000000000000000
 """ephemeralOwner of a container node (0x8000000000000000 as a signed long)."""
@@ -216,6 +216,15 @@ class CoordState:
     def get(self, path: str) -> Node:
         node = self.nodes.get(path)
         if node is None:
+            raise ZkError(Code.NONODE, path)
+        return node
+
+    def existing(self, path: str) -> Node:
+        """The node at `path`; BADARGUMENTS for a malformed path, else NONODE if missing.
+        A path in the tree is valid by construction, so only a miss is validated."""
+        node = self.nodes.get(path)
+        if node is None:
+            validate_path(path)
             raise ZkError(Code.NONODE, path)
         return node
 
@@ -452,8 +461,7 @@ class CoordState:
     ) -> ApplyResult:
         assert isinstance(record, SetDataRequest)
         path = record.path or ""
-        validate_path(path)
-        node = self.get(path)
+        node = self.existing(path)
         acls.require(node.acl, acls.WRITE, txn.identities)
         if record.version != -1 and record.version != node.version:
             raise ZkError(Code.BADVERSION, path)
@@ -468,8 +476,9 @@ class CoordState:
         node.version = _int32(node.version + 1)
         node.mzxid = txn.zxid
         node.mtime = txn.time_ms
+        # the reply body (a SetDataResponse) is just the Stat: pack it once
         return ApplyResult(
-            Code.OK, SetDataResponse(node.stat()), [(EventType.NodeDataChanged, path)]
+            Code.OK, RawRecord(node.stat_bytes()), [(EventType.NodeDataChanged, path)]
         )
 
     def _apply_set_acl(
@@ -477,8 +486,7 @@ class CoordState:
     ) -> ApplyResult:
         assert isinstance(record, SetACLRequest)
         path = record.path or ""
-        validate_path(path)
-        node = self.get(path)
+        node = self.existing(path)
         acls.require(node.acl, acls.ADMIN, txn.identities)
         if record.version != -1 and record.version != node.aversion:
             raise ZkError(Code.BADVERSION, path)
@@ -491,8 +499,7 @@ class CoordState:
     ) -> ApplyResult:
         assert isinstance(record, CheckVersionRequest)
         path = record.path or ""
-        validate_path(path)
-        node = self.get(path)
+        node = self.existing(path)
         acls.require(node.acl, acls.READ, txn.identities)
         if record.version != -1 and record.version != node.version:
             raise ZkError(Code.BADVERSION, path)

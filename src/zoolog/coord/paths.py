@@ -14,8 +14,24 @@ from zoolog.coord.errors import Code, ZkError
 _BAD_CHARS = re.compile("[\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]")
 
 
+_VALID_CACHE: set[str] = set()
+_VALID_CACHE_MAX = 1 << 16
+
+
 def validate_path(path: str) -> None:
-    """Raise ZkError(BADARGUMENTS) if `path` is not a valid znode path."""
+    """Raise ZkError(BADARGUMENTS) if `path` is not a valid znode path.
+
+    Paths found valid are remembered (a bounded set, emptied when full): the hot writes name
+    the same paths again and again."""
+    if path in _VALID_CACHE:
+        return
+    _check_path(path)
+    if len(_VALID_CACHE) >= _VALID_CACHE_MAX:
+        _VALID_CACHE.clear()
+    _VALID_CACHE.add(path)
+
+
+def _check_path(path: str) -> None:
     if not path or path[0] != "/":
         raise ZkError(Code.BADARGUMENTS, f"path must start with / : {path!r}")
     if len(path) == 1:

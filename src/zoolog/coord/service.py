@@ -47,7 +47,6 @@ from zoolog.protocol.zk._generated.jute_records import (
     ErrorResponse,
     GetACLResponse,
     GetAllChildrenNumberResponse,
-    GetChildren2Response,
     GetChildrenResponse,
     GetDataResponse,
     GetEphemeralsResponse,
@@ -118,6 +117,8 @@ Output = Send | Close | Propose
 
 # states of a request in a connection's FIFO
 _READ, _WRITE, _READY = 0, 1, 2
+
+_CHILDREN_CACHE_MAX = 4096  # encoded child lists kept for getChildren(2)
 
 
 class Pending:
@@ -204,6 +205,7 @@ class CoordService:
         self._next_session_id = initial_session_id(config.server_id, now_ms)
         self._next_token = 1
         self._awaiting: dict[int, tuple[int, Pending | None]] = {}
+        self._children_cache: dict[str, tuple[Node, int, int, bytes]] = {}
         self._closing_sessions: set[int] = set()
         for session in state.sessions.values():
             self.tracker.add(session.session_id, session.timeout_ms, now_ms)
@@ -588,20 +590,36 @@ class CoordService:
             return Code.OK, _NULL_BUFFER + node.stat_bytes()
         return Code.OK, _LEN.pack(len(data)) + data + node.stat_bytes()
 
-    def _children(self, conn: ConnState, record: Any) -> tuple[Node, list[str]]:
+    def _children_bytes(self, conn: ConnState, record: Any) -> tuple[Node, bytes]:
+        """The node and its encoded child list (a jute vector of strings). The encoding is
+        cached per path and reused while the node and its pzxid and cversion are unchanged:
+        every child creation bumps cversion and every child change moves pzxid to a new zxid
+        (a failed multi's rollback restores both together with the child set)."""
         path = record.path or ""
         node = self._readable(conn, path)
         if record.watch:
             self.watches.add_child_watch(path, conn.conn_id)
-        return node, list(node.children)
+        cached = self._children_cache.get(path)
+        if (
+            cached is not None
+            and cached[0] is node
+            and cached[1] == node.pzxid
+            and cached[2] == node.cversion
+        ):
+            return node, cached[3]
+        encoded = GetChildrenResponse(list(node.children)).to_bytes()
+        if len(self._children_cache) >= _CHILDREN_CACHE_MAX:
+            self._children_cache.clear()
+        self._children_cache[path] = (node, node.pzxid, node.cversion, encoded)
+        return node, encoded
 
     def _read_get_children(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
-        _, children = self._children(conn, record)
-        return Code.OK, GetChildrenResponse(children).to_bytes()
+        return Code.OK, self._children_bytes(conn, record)[1]
 
     def _read_get_children2(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
-        node, children = self._children(conn, record)
-        return Code.OK, GetChildren2Response(children, node.stat()).to_bytes()
+        # GetChildren2Response is the child vector followed by the Stat
+        node, children = self._children_bytes(conn, record)
+        return Code.OK, children + node.stat_bytes()
 
     def _read_get_acl(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         path = record.path or ""

@@ -75,6 +75,22 @@ MULTI_SUB_OPS = frozenset(
 )
 
 _INT = struct.Struct(">i")
+_TXN_HEADER = struct.Struct(">qiqqi")  # TxnHeader: clientId, cxid, zxid, time, type
+_IDENTITIES_CACHE: dict[tuple[tuple[str, str], ...], bytes] = {}
+
+
+def _identities_bytes(identities: tuple[tuple[str, str], ...]) -> bytes:
+    """The encoded identity vector; the few distinct ones are encoded once."""
+    encoded = _IDENTITIES_CACHE.get(identities)
+    if encoded is None:
+        out = bytearray(_INT.pack(len(identities)))
+        for scheme, ident in identities:
+            Id(scheme=scheme, id=ident).write(out)
+        encoded = bytes(out)
+        if len(_IDENTITIES_CACHE) >= 4096:
+            _IDENTITIES_CACHE.clear()
+        _IDENTITIES_CACHE[identities] = encoded
+    return encoded
 
 
 @dataclass(slots=True)
@@ -93,14 +109,10 @@ class Txn:
     body: Body = None
 
     def to_bytes(self) -> bytes:
-        out = bytearray()
-        TxnHeader(
-            clientId=self.session_id, cxid=self.cxid, zxid=self.zxid, time=self.time_ms,
-            type=self.op,
-        ).write(out)
-        out += _INT.pack(len(self.identities))
-        for scheme, ident in self.identities:
-            Id(scheme=scheme, id=ident).write(out)
+        out = bytearray(
+            _TXN_HEADER.pack(self.session_id, self.cxid, self.zxid, self.time_ms, self.op)
+        )
+        out += _identities_bytes(self.identities)
         body = self.body
         if isinstance(body, MultiBody):
             out += _INT.pack(len(body.ops))
