@@ -2,6 +2,7 @@
 
     python bench/zk_bench.py            # 16 connections x 32 outstanding, 5 s per workload
     python bench/zk_bench.py --quick    # 2 s per workload
+    python bench/zk_bench.py --rounds 3 # each server three times, alternating; medians
 
 Both servers run fresh, one after the other on this machine, with durable writes (zoolog's
 default fsync; ZooKeeper's forceSync=yes). The load generator speaks the wire protocol
@@ -270,30 +271,45 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--outstanding", type=int, default=32)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--server-warmup", type=float, default=8.0,
+                        help="seconds of unmeasured mixed load before the workloads")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="start each server this many times, alternating; report medians")
     args = parser.parse_args()
     duration = 2.0 if args.quick else args.duration
     warmup = 0.5 if args.quick else 1.0
+    server_warmup = 2.0 if args.quick else args.server_warmup
     workloads = args.workloads.split(",")
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for name, starter in (("zookeeper", start_zookeeper), ("zoolog", start_zoolog)):
-        root = Path(tempfile.mkdtemp(prefix=f"zk-bench-{name}-"))
-        port = free_port()
-        proc = starter(root, port)
-        try:
-            wait_serving(port)
-            prepare(port)
-            results[name] = {
-                w: run_workload(port, w, args.processes, args.connections, args.outstanding,
-                                warmup, duration)
-                for w in workloads
-            }
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-            shutil.rmtree(root, ignore_errors=True)
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {
+        "zookeeper": {w: [] for w in workloads}, "zoolog": {w: [] for w in workloads}}
+    for _ in range(args.rounds):
+        for name, starter in (("zookeeper", start_zookeeper), ("zoolog", start_zoolog)):
+            root = Path(tempfile.mkdtemp(prefix=f"zk-bench-{name}-"))
+            port = free_port()
+            proc = starter(root, port)
+            try:
+                wait_serving(port)
+                prepare(port)
+                # JIT and caches warm: unmeasured mixed load first (ZooKeeper's JVM needs it)
+                run_workload(port, "mixed", args.processes, args.connections, args.outstanding,
+                             0.0, server_warmup)
+                for w in workloads:
+                    runs[name][w].append(run_workload(
+                        port, w, args.processes, args.connections, args.outstanding, warmup,
+                        duration))
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+                shutil.rmtree(root, ignore_errors=True)
+
+    def median(samples: list[dict[str, float]]) -> dict[str, float]:
+        return sorted(samples, key=lambda r: r["ops"])[len(samples) // 2]
+
+    results = {name: {w: median(r) for w, r in per.items()} for name, per in runs.items()}
     print(f"{args.connections} connections x {args.outstanding} outstanding, "
-          f"{args.processes} load processes, {duration:.0f} s per workload, durable writes")
+          f"{args.processes} load processes, {duration:.0f} s per workload after "
+          f"{server_warmup:.0f} s of warm-up, durable writes, median of {args.rounds} round(s)")
     print(f"{'workload':<12} {'ZooKeeper ops/s':>16} {'zoolog ops/s':>14} {'ratio':>7}   "
           f"{'ZK p50/p99 ms':>15} {'zoolog p50/p99 ms':>18}")
     for w in workloads:
