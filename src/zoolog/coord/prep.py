@@ -38,8 +38,11 @@ WRITE_OPS = frozenset(
 _TTL_FLAGS = (CreateFlag.PERSISTENT_WITH_TTL, CreateFlag.PERSISTENT_SEQUENTIAL_WITH_TTL)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PrepContext:
+    """Who sends a write, and under which limits. Read-only once built (not frozen: a frozen
+    dataclass's __init__ costs a microsecond on every write)."""
+
     session_id: int
     cxid: int
     time_ms: int

@@ -142,6 +142,7 @@ class ConnState:
         "conn_id",
         "established_ms",
         "identities",
+        "identity_tuple",
         "last_cxid",
         "last_op",
         "last_zxid",
@@ -164,6 +165,7 @@ class ConnState:
         self.session_id = 0
         self.timeout_ms = 0
         self.identities: list[tuple[str, str]] = [("ip", peer[0])]
+        self.identity_tuple = tuple(self.identities)  # kept equal to `identities`
         self.pending: deque[Pending] = deque()
         self.close_after_flush = False
         self.with_readonly_byte = True
@@ -367,7 +369,7 @@ class CoordService:
         self._propose(txn, conn.conn_id, pending)
 
     def _identities(self, conn: ConnState) -> tuple[tuple[str, str], ...]:
-        return tuple(conn.identities)
+        return conn.identity_tuple
 
     def _auth(self, conn: ConnState, record: Any) -> None:
         scheme = record.scheme or ""
@@ -377,6 +379,7 @@ class CoordService:
                 conn.identities.append(acls.SUPER_IDENTITY)
             if ("digest", ident) not in conn.identities:
                 conn.identities.append(("digest", ident))
+            conn.identity_tuple = tuple(conn.identities)
             frame = encode_reply(Xid.AUTH, 0, Code.OK)
         elif scheme == "ip":
             # ZooKeeper's ip provider ignores the credential and vouches for the peer address,

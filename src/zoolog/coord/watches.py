@@ -133,6 +133,13 @@ class WatchManager:
 
     def trigger(self, event: int, path: str) -> list[int]:
         """Fire `event` on `path`; return the watchers to notify, in a stable order."""
+        data = self.data
+        if (
+            not data.recursive_count
+            and path not in data.by_path
+            and path not in self.child.by_path
+        ):
+            return []  # the common case: nobody watches this path (recursive ones live in data)
         if event == EventType.NodeChildrenChanged:
             fired = self.child.trigger(path, event, None)
         elif event == EventType.NodeDeleted:
