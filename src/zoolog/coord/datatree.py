@@ -335,8 +335,12 @@ class CoordState:
             CreateFlag.PERSISTENT_SEQUENTIAL_WITH_TTL,
         )
         if sequential:
+            # digits never change a path's validity: validate the base with one digit, a
+            # string that repeats (and so hits validate_path's cache) unlike the new name
+            validate_path(path + "0")
             path = f"{path}{parent.cversion:010d}"
-        validate_path(path)
+        else:
+            validate_path(path)
         if path in self.nodes:
             raise ZkError(Code.NODEEXISTS, path)
         if parent.is_ephemeral:
