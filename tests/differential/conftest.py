@@ -44,16 +44,12 @@ def zookeeper_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
 @pytest.fixture(scope="session")
 def zoolog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A zoolog node with the same tick and container check interval as `zookeeper_server`."""
-    node = ZkServerThread(
+    with ZkServerThread(
         tmp_path_factory.mktemp("zoolog-zk"),
         tick_ms=2000,
         container_check_interval_ms=CONTAINER_CHECK_INTERVAL_MS,
-    )
-    node.start()
-    try:
+    ) as node:
         yield Server("zoolog", node.port)
-    finally:
-        node.stop()
 
 
 @pytest.fixture(scope="session")

@@ -16,14 +16,15 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from kazoo.client import KazooClient
+
+from zoolog.testing import wait_until
 
 T = TypeVar("T")
 
@@ -52,15 +53,6 @@ def four_letter(port: int, word: str, timeout_s: float = 5.0) -> str:
                 break
             chunks.append(chunk)
     return b"".join(chunks).decode("utf-8", "replace")
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float = 10.0, what: str = "") -> None:
-    pause = threading.Event()
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s: {what}")
-        pause.wait(0.01)
 
 
 @dataclass
@@ -146,7 +138,7 @@ class ZooKeeperProcess:
                 return False
 
         try:
-            wait_for(answers_imok, timeout_s, "ZooKeeper answers ruok and serves requests")
+            wait_until(answers_imok, timeout_s, "ZooKeeper answers ruok and serves requests")
         except AssertionError:
             self.stop()
             raise

@@ -89,13 +89,7 @@ def brief(result: Any) -> Any:
 
 async def connection_closed(client: ZkClient, timeout_s: float = 5.0) -> bool:
     """Whether the server closes the client's connection within `timeout_s`."""
-    reader = client._tasks[0]  # the read loop ends when the server closes the connection
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not reader.done():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
+    return await client.wait_closed(timeout_s)
 
 
 async def connect(server: Server, auth: str | None = None, **kwargs: Any) -> ZkClient:
@@ -122,13 +116,17 @@ async def drain(client: ZkClient, root: str) -> list[tuple[int, str]]:
     return out
 
 
-async def wait_gone(client: ZkClient, path: str, timeout_s: float = 15.0) -> bool:
-    """Poll until `path` no longer exists (True) or the timeout passes (False)."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while await client.exists(path) is not None:
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.02)
+async def wait_gone(server: Server, path: str, timeout_s: float = 15.0) -> bool:
+    """Whether `path` is deleted within `timeout_s`: an exists watch on a connection of its own
+    (so no test client's event queue is touched), re-armed after any other event."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    async with await connect(server) as watcher:
+        while await watcher.exists(path, watch=True) is not None:
+            try:
+                await asyncio.wait_for(watcher.events.get(), deadline - loop.time())
+            except TimeoutError:
+                return False
     return True
 
 
@@ -391,10 +389,10 @@ def test_ttl_nodes(servers: tuple[Server, Server], aio: AsyncRunner) -> None:
             await c.create(root + "/short", flags=5, ttl_ms=200)
             await c.create(root + "/parent", flags=5, ttl_ms=200)
             await c.create(root + "/parent/child")
-            out["short expired"] = await wait_gone(c, root + "/short")
+            out["short expired"] = await wait_gone(server, root + "/short")
             out["parent kept"] = await c.exists(root + "/parent") is not None
             await c.delete(root + "/parent/child")
-            out["parent expired"] = await wait_gone(c, root + "/parent")
+            out["parent expired"] = await wait_gone(server, root + "/parent")
             for name in ("long", "ttl_max", "flags_0", "flags_1", "flags_2", "flags_4"):
                 children, _ = await c.get_children(root)
                 for child in children:
@@ -434,12 +432,12 @@ def test_container_nodes(servers: tuple[Server, Server], aio: AsyncRunner) -> No
             if seq_container:
                 await c.create(seq_container + "/child")
                 await c.delete(seq_container + "/child")
-                out["op19 flags 2 deleted"] = await wait_gone(c, seq_container)
+                out["op19 flags 2 deleted"] = await wait_gone(server, seq_container)
             for name in ("used", "op19f0", "op15f4"):
                 await c.create(f"{root}/{name}/child")
                 await c.delete(f"{root}/{name}/child")
-            out["used deleted"] = await wait_gone(c, root + "/used")
-            out["op19 flags 0 deleted"] = await wait_gone(c, root + "/op19f0")
+            out["used deleted"] = await wait_gone(server, root + "/used")
+            out["op19 flags 0 deleted"] = await wait_gone(server, root + "/op19f0")
             out["op15 flags 4 kept"] = await c.exists(root + "/op15f4") is not None
             out["never-used kept"] = await c.exists(root + "/never") is not None
             out["left"] = (await c.get_children(root))[0]
@@ -881,7 +879,7 @@ def test_session_expiry_deletes_ephemerals(servers: tuple[Server, Server],
             loop = asyncio.get_running_loop()
             started = loop.time()
             await owner.disconnect()  # no closeSession: the server has to expire it
-            gone = await wait_gone(w, root + "/e1", timeout_s=20)
+            gone = await wait_gone(server, root + "/e1", timeout_s=20)
             elapsed = loop.time() - started
             children, _ = await w.get_children(root)
             events = sorted(await drain(w, root))

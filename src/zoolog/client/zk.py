@@ -282,6 +282,14 @@ class ZkClient:
                 results.append((op, 0, None))
         return results
 
+    async def wait_closed(self, timeout_s: float) -> bool:
+        """Whether the connection ends (the server closes it) within `timeout_s`."""
+        if not self._tasks:
+            return True
+        reader = self._tasks[0]  # the read loop ends when the connection does
+        await asyncio.wait({reader}, timeout=timeout_s)
+        return reader.done()
+
     async def close(self) -> None:
         """Close the session (its ephemerals go) and the connection."""
         if self._closed:

@@ -93,13 +93,14 @@ class ZkServerThread:
         self.stop()
 
 
-def wait_until(predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
-    """Poll `predicate` until it is true; AssertionError after `timeout_s` (no fixed sleeps)."""
+def wait_until(predicate: Callable[[], object], timeout_s: float = 10.0, what: str = "") -> None:
+    """Poll `predicate` until it is true; AssertionError after `timeout_s` (no fixed sleeps),
+    naming `what` was awaited."""
     pause = threading.Event()
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
+            raise AssertionError(f"condition not met within {timeout_s} s: {what or predicate}")
         pause.wait(0.01)
 
 
