@@ -380,13 +380,11 @@ class CoordService:
             if ("digest", ident) not in conn.identities:
                 conn.identities.append(("digest", ident))
             conn.identity_tuple = tuple(conn.identities)
-            frame = encode_reply(Xid.AUTH, 0, Code.OK)
-        elif scheme == "ip":
-            # ZooKeeper's ip provider ignores the credential and vouches for the peer address,
-            # which every connection already carries
-            frame = encode_reply(Xid.AUTH, 0, Code.OK)
-        else:
-            frame = encode_reply(Xid.AUTH, 0, Code.AUTHFAILED)
+        # "ip" is accepted and adds nothing: ZooKeeper's ip provider ignores the credential and
+        # vouches for the peer address, which every connection already carries
+        accepted = scheme in ("digest", "ip")
+        frame = encode_reply(Xid.AUTH, 0, Code.OK if accepted else Code.AUTHFAILED)
+        if not accepted:
             conn.close_after_flush = True
         pending = Pending(Xid.AUTH, OpCode.auth, None, _READY, 0)
         pending.frame = frame

@@ -6,8 +6,9 @@ import gc
 
 GC_THRESHOLDS = (100_000, 20, 100)
 """Young-generation size and the collection ratios. CPython's defaults (700, 10, 10) make a
-server holding a large tree rescan it every few thousand allocations: with them, creating
-znodes costs about 40 % more CPU (bench/zk_bench.py create workload)."""
+server holding a large tree rescan it every few thousand allocations: driving `CoordService`
+in-process with 16 x 32 pipelined sequential creates, a create cost about 65 us of CPU with
+the defaults and about 45 us with these."""
 
 
 def tune_gc_for_serving() -> None:
