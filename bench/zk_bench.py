@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import shlex
 import shutil
 import signal
 import socket
@@ -240,11 +241,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ZOOLOG_ARGS: list[str] = []
+"""Extra `zoolog up` flags (--zoolog-args), e.g. --single-process to compare layouts."""
+
+
 def start_zoolog(root: Path, port: int) -> subprocess.Popen[bytes]:
     with (root / "zoolog.out").open("wb") as log:
         return subprocess.Popen([sys.executable, "-m", "zoolog", "up", "--data-dir",
                                  str(root / "zoolog"), "--port", str(port),
-                                 "--log-level", "WARNING"],
+                                 "--log-level", "WARNING", *ZOOLOG_ARGS],
                                 stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -276,7 +281,10 @@ def main() -> int:
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--rounds", type=int, default=1,
                         help="start each server this many times, alternating; report medians")
+    parser.add_argument("--zoolog-args", default="",
+                        help="extra flags for `zoolog up`, e.g. '--single-process'")
     args = parser.parse_args()
+    ZOOLOG_ARGS.extend(shlex.split(args.zoolog_args))
     duration = 2.0 if args.quick else args.duration
     warmup = 0.5 if args.quick else 1.0
     server_warmup = 2.0 if args.quick else args.server_warmup

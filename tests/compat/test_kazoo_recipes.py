@@ -183,9 +183,12 @@ def test_data_watch_and_children_watch(make_client) -> None:
     seen_data: list[bytes | None] = []
     DataWatch(watcher, "/config", func=lambda data, stat: seen_data.append(data))
     writer.create("/config", b"v1")
+    # DataWatch re-reads the node after each event: a set racing that read would be seen
+    # instead of v1, so each value is awaited before the next is written
+    wait_until(lambda: seen_data[-1:] == [b"v1"])
     writer.set("/config", b"v2")
     wait_until(lambda: seen_data[-1:] == [b"v2"])
-    assert seen_data[0] is None and b"v1" in seen_data
+    assert seen_data == [None, b"v1", b"v2"]
 
     members: list[list[str]] = []
     writer.ensure_path("/members")

@@ -7,6 +7,7 @@ import asyncio
 import socket
 import struct
 import time
+from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
@@ -86,8 +87,9 @@ def test_four_letter_words(zoolog_zk: ZkServerThread) -> None:
         client.close()
 
 
-def test_non_whitelisted_word_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with ZkServerThread(tmp_path, four_letter_whitelist=frozenset({"srvr"})) as server:
+def test_non_whitelisted_word_is_refused(tmp_path: Path, front_process: bool) -> None:
+    with ZkServerThread(tmp_path, four_letter_whitelist=frozenset({"srvr"}),
+                        client_front_process=front_process) as server:
         answer = run(four_letter_word("127.0.0.1", server.port, "ruok"))
         assert answer == "ruok is not executed because it is not in the whitelist.\n"
 
@@ -173,8 +175,9 @@ def test_data_limit_and_frame_limit(zoolog_zk: ZkServerThread) -> None:
     run(scenario())
 
 
-def test_connections_per_address_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with ZkServerThread(tmp_path, max_client_connections=2) as server:
+def test_connections_per_address_limit(tmp_path: Path, front_process: bool) -> None:
+    with ZkServerThread(tmp_path, max_client_connections=2,
+                        client_front_process=front_process) as server:
         first, _ = raw_session(server.port)
         second, _ = raw_session(server.port)
         third = socket.create_connection(("127.0.0.1", server.port), timeout=10)
@@ -265,11 +268,14 @@ def test_standalone_check_is_answered_as_a_read(zoolog_zk: ZkServerThread) -> No
     assert last == 3  # createSession, create, closeSession: the checks logged nothing
 
 
-def test_outstanding_limit_applies_backpressure_without_losing_requests(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_outstanding_limit_applies_backpressure_without_losing_requests(
+    tmp_path: Path, front_process: bool
+) -> None:
     from zoolog.coord.acl import OPEN_ACL_UNSAFE
     from zoolog.protocol.zk._generated.jute_records import CreateRequest
 
-    with ZkServerThread(tmp_path, outstanding_requests_max=4) as server:
+    with ZkServerThread(tmp_path, outstanding_requests_max=4,
+                        client_front_process=front_process) as server:
         sock, _ = raw_session(server.port)
         burst = bytearray()
         for xid in range(1, 301):
@@ -284,8 +290,9 @@ def test_outstanding_limit_applies_backpressure_without_losing_requests(tmp_path
         sock.close()
 
 
-def test_children_per_node_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with ZkServerThread(tmp_path, limit_overrides={"children_per_node_max": 3}) as server:
+def test_children_per_node_limit(tmp_path: Path, front_process: bool) -> None:
+    with ZkServerThread(tmp_path, limit_overrides={"children_per_node_max": 3},
+                        client_front_process=front_process) as server:
         client = KazooClient(hosts=server.connect_string)
         client.start(timeout=10)
         try:

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fsync", action="store_true",
                         help="do not fsync before acknowledging writes (forceSync=no): faster, "
                              "but a machine crash may lose the last acknowledged writes")
+    parser.add_argument("--single-process", action="store_true",
+                        help="serve client sockets in the state machine's process instead of a "
+                             "separate front process (uses one CPU core)")
     parser.add_argument("--log-level", default="INFO")
 
 
@@ -44,6 +47,7 @@ def build_config(args: argparse.Namespace) -> NodeConfig:
         config.tick_ms = args.tick_ms
     if args.no_fsync:
         config.sync_writes = False
+    config.client_front_process = not args.single_process
     config.validate()
     return config
 

@@ -13,7 +13,7 @@ import hashlib
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from zoolog.coord.errors import Code, ZkError
+from zoolog.coord.errors import ERR, ZkError
 from zoolog.protocol.zk._generated.jute_records import ACL, Id
 
 READ = 1
@@ -75,7 +75,7 @@ def check(acls: Sequence[ACL], perm: int, identities: Iterable[Identity]) -> boo
 
 def require(acls: Sequence[ACL], perm: int, identities: Iterable[Identity]) -> None:
     if not check(acls, perm, identities):
-        raise ZkError(Code.NOAUTH, "insufficient permissions")
+        raise ZkError(ERR.NOAUTH, "insufficient permissions")
 
 
 def fixup(acls: Sequence[ACL] | None, identities: Iterable[Identity]) -> list[ACL]:
@@ -85,7 +85,7 @@ def fixup(acls: Sequence[ACL] | None, identities: Iterable[Identity]) -> list[AC
     authenticated identity are INVALIDACL.
     """
     if not acls:
-        raise ZkError(Code.INVALIDACL, "ACL list must not be empty")
+        raise ZkError(ERR.INVALIDACL, "ACL list must not be empty")
     authed = [i for i in identities if i[0] not in ("ip", "super")]
     out: list[ACL] = []
     for acl in acls:
@@ -94,29 +94,29 @@ def fixup(acls: Sequence[ACL] | None, identities: Iterable[Identity]) -> list[AC
         # ZooKeeper 3.8 stores any perms value as given (bits outside cdrwa grant nothing)
         if scheme == "world":
             if ident != "anyone":
-                raise ZkError(Code.INVALIDACL, f"world id must be anyone, not {ident!r}")
+                raise ZkError(ERR.INVALIDACL, f"world id must be anyone, not {ident!r}")
             out.append(ACL(perms=acl.perms, id=Id(scheme="world", id="anyone")))
         elif scheme == "auth":
             if not authed:
-                raise ZkError(Code.INVALIDACL, "auth scheme needs an authenticated session")
+                raise ZkError(ERR.INVALIDACL, "auth scheme needs an authenticated session")
             for s, i in authed:
                 entry = ACL(perms=acl.perms, id=Id(scheme=s, id=i))
                 if entry not in out:
                     out.append(entry)
         elif scheme == "digest":
             if ident.count(":") != 1 or not ident.split(":")[0]:
-                raise ZkError(Code.INVALIDACL, f"digest id must be user:hash, not {ident!r}")
+                raise ZkError(ERR.INVALIDACL, f"digest id must be user:hash, not {ident!r}")
             out.append(ACL(perms=acl.perms, id=Id(scheme="digest", id=ident)))
         elif scheme == "ip":
             try:
                 ipaddress.ip_network(ident, strict=False)
             except ValueError as exc:
-                raise ZkError(Code.INVALIDACL, f"bad ip id {ident!r}") from exc
+                raise ZkError(ERR.INVALIDACL, f"bad ip id {ident!r}") from exc
             out.append(ACL(perms=acl.perms, id=Id(scheme="ip", id=ident)))
         elif scheme in ("sasl", "x509"):
             out.append(ACL(perms=acl.perms, id=Id(scheme=scheme, id=ident)))
         else:
-            raise ZkError(Code.INVALIDACL, f"unknown ACL scheme {scheme!r}")
+            raise ZkError(ERR.INVALIDACL, f"unknown ACL scheme {scheme!r}")
     return _without_duplicates(out)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from zoolog.coord import acl as acls
-from zoolog.coord.errors import Code, ZkError
+from zoolog.coord.errors import ERR, ZkError
 from zoolog.coord.paths import name_of, parent_of, validate_path
 from zoolog.coord.txn import MultiBody, Txn
 from zoolog.limits import Limits
@@ -42,7 +42,7 @@ from zoolog.protocol.zk._generated.jute_records import (
     SetDataRequest,
     Stat,
 )
-from zoolog.protocol.zk.opcodes import CreateFlag, EventType, OpCode
+from zoolog.protocol.zk.opcodes import EVENT, FLAG, OP
 from zoolog.protocol.zk.raw import RawRecord
 
 CONTAINER_OWNER = -0x8000000000000000
@@ -197,15 +197,15 @@ class CoordState:
                 self.nodes[parent_of(path)].children.add(name_of(path))
         self.nodes["/zookeeper/config"].aversion = -1  # as ZooKeeper 3.8 creates it
         self._apply_op: dict[int, Callable[[Txn, int, object, Undo | None], ApplyResult]] = {
-            OpCode.create: self._apply_create,
-            OpCode.create2: self._apply_create,
-            OpCode.createContainer: self._apply_create,
-            OpCode.createTTL: self._apply_create,
-            OpCode.delete: self._apply_delete,
-            OpCode.deleteContainer: self._apply_delete_container,
-            OpCode.setData: self._apply_set_data,
-            OpCode.setACL: self._apply_set_acl,
-            OpCode.check: self._apply_check,
+            OP.create: self._apply_create,
+            OP.create2: self._apply_create,
+            OP.createContainer: self._apply_create,
+            OP.createTTL: self._apply_create,
+            OP.delete: self._apply_delete,
+            OP.deleteContainer: self._apply_delete_container,
+            OP.setData: self._apply_set_data,
+            OP.setACL: self._apply_set_acl,
+            OP.check: self._apply_check,
         }
 
     # ------------------------------------------------------------------ queries
@@ -216,7 +216,7 @@ class CoordState:
     def get(self, path: str) -> Node:
         node = self.nodes.get(path)
         if node is None:
-            raise ZkError(Code.NONODE, path)
+            raise ZkError(ERR.NONODE, path)
         return node
 
     def existing(self, path: str) -> Node:
@@ -225,7 +225,7 @@ class CoordState:
         node = self.nodes.get(path)
         if node is None:
             validate_path(path)
-            raise ZkError(Code.NONODE, path)
+            raise ZkError(ERR.NONODE, path)
         return node
 
     def ephemeral_count(self) -> int:
@@ -253,17 +253,17 @@ class CoordState:
             raise AssertionError(f"zxid {txn.zxid:#x} applied after {self.last_zxid:#x}")
         self.last_zxid = txn.zxid
         op = txn.op
-        if op == OpCode.createSession:
+        if op == OP.createSession:
             return self._apply_create_session(txn)
-        if op == OpCode.closeSession:
+        if op == OP.closeSession:
             return self._apply_close_session(txn)
-        if op == OpCode.error:
+        if op == OP.error:
             body = txn.body
             assert isinstance(body, ErrorResponse)
             return ApplyResult(body.err)
-        if op not in (OpCode.deleteContainer,) and txn.session_id not in self.sessions:
-            return ApplyResult(Code.SESSIONEXPIRED)
-        if op == OpCode.multi:
+        if op not in (OP.deleteContainer,) and txn.session_id not in self.sessions:
+            return ApplyResult(ERR.SESSIONEXPIRED)
+        if op == OP.multi:
             assert isinstance(txn.body, MultiBody)
             return self._apply_multi(txn, txn.body)
         handler = self._apply_op.get(op)
@@ -278,22 +278,22 @@ class CoordState:
         body = txn.body
         assert isinstance(body, CreateSessionTxn)
         if txn.session_id in self.sessions:
-            return ApplyResult(Code.SESSIONEXPIRED)
+            return ApplyResult(ERR.SESSIONEXPIRED)
         if len(self.sessions) >= self.limits.sessions_max:
-            return ApplyResult(Code.SESSIONEXPIRED)
+            return ApplyResult(ERR.SESSIONEXPIRED)
         self.sessions[txn.session_id] = Session(txn.session_id, body.timeOut)
-        return ApplyResult(Code.OK)
+        return ApplyResult(ERR.OK)
 
     def _apply_close_session(self, txn: Txn) -> ApplyResult:
         session = self.sessions.pop(txn.session_id, None)
         if session is None:
-            return ApplyResult(Code.SESSIONEXPIRED)
+            return ApplyResult(ERR.SESSIONEXPIRED)
         triggers: list[tuple[int, str]] = []
         for path in sorted(session.ephemerals):
             node = self.nodes.get(path)
             if node is not None and node.ephemeral_owner == session.session_id:
                 self._remove_node(path, node, txn.zxid, triggers, None)
-        return ApplyResult(Code.OK, None, triggers)
+        return ApplyResult(ERR.OK, None, triggers)
 
     def _apply_multi(self, txn: Txn, body: MultiBody) -> ApplyResult:
         undo: Undo = []
@@ -308,13 +308,13 @@ class CoordState:
                 failed = [MultiResult(o, 0, None) for o, _ in body.ops[:index]]
                 failed.append(MultiResult(op, err.code, None))
                 failed.extend(
-                    MultiResult(o, Code.RUNTIMEINCONSISTENCY, None)
+                    MultiResult(o, ERR.RUNTIMEINCONSISTENCY, None)
                     for o, _ in body.ops[index + 1 :]
                 )
-                return ApplyResult(Code.OK, failed)
-            results.append(MultiResult(op, Code.OK, result.response))
+                return ApplyResult(ERR.OK, failed)
+            results.append(MultiResult(op, ERR.OK, result.response))
             triggers.extend(result.triggers)
-        return ApplyResult(Code.OK, results, triggers)
+        return ApplyResult(ERR.OK, results, triggers)
 
     # ------------------------------------------------------------------ per-op handlers
 
@@ -327,12 +327,12 @@ class CoordState:
         parent_path = parent_of(path) if path.rfind("/") > 0 else "/"
         parent = self.nodes.get(parent_path)
         if parent is None:
-            raise ZkError(Code.NONODE, parent_path)
+            raise ZkError(ERR.NONODE, parent_path)
         acls.require(parent.acl, acls.CREATE, txn.identities)
         sequential = flags in (
-            CreateFlag.PERSISTENT_SEQUENTIAL,
-            CreateFlag.EPHEMERAL_SEQUENTIAL,
-            CreateFlag.PERSISTENT_SEQUENTIAL_WITH_TTL,
+            FLAG.PERSISTENT_SEQUENTIAL,
+            FLAG.EPHEMERAL_SEQUENTIAL,
+            FLAG.PERSISTENT_SEQUENTIAL_WITH_TTL,
         )
         if sequential:
             # digits never change a path's validity: validate the base with one digit, a
@@ -342,17 +342,17 @@ class CoordState:
         else:
             validate_path(path)
         if path in self.nodes:
-            raise ZkError(Code.NODEEXISTS, path)
+            raise ZkError(ERR.NODEEXISTS, path)
         if parent.is_ephemeral:
-            raise ZkError(Code.NOCHILDRENFOREPHEMERALS, path)
+            raise ZkError(ERR.NOCHILDRENFOREPHEMERALS, path)
         if len(parent.children) >= self.limits.children_per_node_max:
-            raise ZkError(Code.BADARGUMENTS, f"{parent_path} has too many children")
-        if op == OpCode.createContainer:
+            raise ZkError(ERR.BADARGUMENTS, f"{parent_path} has too many children")
+        if op == OP.createContainer:
             owner = CONTAINER_OWNER
-        elif op == OpCode.createTTL:
+        elif op == OP.createTTL:
             assert isinstance(record, CreateTTLRequest)
             owner = TTL_OWNER_BASE | record.ttl
-        elif flags in (CreateFlag.EPHEMERAL, CreateFlag.EPHEMERAL_SEQUENTIAL):
+        elif flags in (FLAG.EPHEMERAL, FLAG.EPHEMERAL_SEQUENTIAL):
             owner = txn.session_id
         else:
             owner = 0
@@ -377,15 +377,12 @@ class CoordState:
 
             undo.append(restore)
         triggers: list[tuple[int, str]] = [
-            (EventType.NodeCreated, path),
-            (EventType.NodeChildrenChanged, parent_path),
+            (EVENT.NodeCreated, path),
+            (EVENT.NodeChildrenChanged, parent_path),
         ]
         response: object
-        if op == OpCode.create:
-            response = CreateResponse(path)
-        else:
-            response = Create2Response(path, node.stat())
-        return ApplyResult(Code.OK, response, triggers)
+        response = CreateResponse(path) if op == OP.create else Create2Response(path, node.stat())
+        return ApplyResult(ERR.OK, response, triggers)
 
     def _apply_delete(
         self, txn: Txn, op: int, record: object, undo: Undo | None
@@ -393,21 +390,21 @@ class CoordState:
         assert isinstance(record, DeleteRequest)
         path = record.path or ""
         if path in SPECIAL_PATHS or "/" not in path:
-            raise ZkError(Code.BADARGUMENTS, f"cannot delete {path}")
+            raise ZkError(ERR.BADARGUMENTS, f"cannot delete {path}")
         parent = self.nodes.get(parent_of(path))
         if parent is None:
-            raise ZkError(Code.NONODE, path)
+            raise ZkError(ERR.NONODE, path)
         acls.require(parent.acl, acls.DELETE, txn.identities)
         node = self.nodes.get(path)
         if node is None:
-            raise ZkError(Code.NONODE, path)
+            raise ZkError(ERR.NONODE, path)
         if record.version != -1 and record.version != node.version:
-            raise ZkError(Code.BADVERSION, path)
+            raise ZkError(ERR.BADVERSION, path)
         if node.children:
-            raise ZkError(Code.NOTEMPTY, path)
+            raise ZkError(ERR.NOTEMPTY, path)
         triggers: list[tuple[int, str]] = []
         self._remove_node(path, node, txn.zxid, triggers, undo)
-        return ApplyResult(Code.OK, None, triggers)
+        return ApplyResult(ERR.OK, None, triggers)
 
     def _apply_delete_container(
         self, txn: Txn, op: int, record: object, undo: Undo | None
@@ -417,21 +414,21 @@ class CoordState:
         path = record.path or ""
         node = self.nodes.get(path)
         if node is None:
-            raise ZkError(Code.NONODE, path)
+            raise ZkError(ERR.NONODE, path)
         if node.children:
-            raise ZkError(Code.NOTEMPTY, path)
+            raise ZkError(ERR.NOTEMPTY, path)
         owner = node.ephemeral_owner
         if owner == CONTAINER_OWNER:
             if node.cversion <= 0:
-                raise ZkError(Code.BADARGUMENTS, f"container {path} never had a child")
+                raise ZkError(ERR.BADARGUMENTS, f"container {path} never had a child")
         elif is_ttl_owner(owner):
             if txn.time_ms - node.mtime <= ttl_of(owner):
-                raise ZkError(Code.BADARGUMENTS, f"TTL node {path} has not expired")
+                raise ZkError(ERR.BADARGUMENTS, f"TTL node {path} has not expired")
         else:
-            raise ZkError(Code.BADARGUMENTS, f"{path} is neither a container nor a TTL node")
+            raise ZkError(ERR.BADARGUMENTS, f"{path} is neither a container nor a TTL node")
         triggers: list[tuple[int, str]] = []
         self._remove_node(path, node, txn.zxid, triggers, undo)
-        return ApplyResult(Code.OK, None, triggers)
+        return ApplyResult(ERR.OK, None, triggers)
 
     def _remove_node(
         self, path: str, node: Node, zxid: int, triggers: list[tuple[int, str]], undo: Undo | None
@@ -457,8 +454,8 @@ class CoordState:
                     session.ephemerals.add(path)
 
             undo.append(restore)
-        triggers.append((EventType.NodeDeleted, path))
-        triggers.append((EventType.NodeChildrenChanged, parent_path))
+        triggers.append((EVENT.NodeDeleted, path))
+        triggers.append((EVENT.NodeChildrenChanged, parent_path))
 
     def _apply_set_data(
         self, txn: Txn, op: int, record: object, undo: Undo | None
@@ -468,7 +465,7 @@ class CoordState:
         node = self.existing(path)
         acls.require(node.acl, acls.WRITE, txn.identities)
         if record.version != -1 and record.version != node.version:
-            raise ZkError(Code.BADVERSION, path)
+            raise ZkError(ERR.BADVERSION, path)
         if undo is not None:
             saved = (node.data, node.version, node.mzxid, node.mtime)
 
@@ -482,7 +479,7 @@ class CoordState:
         node.mtime = txn.time_ms
         # the reply body (a SetDataResponse) is just the Stat: pack it once
         return ApplyResult(
-            Code.OK, RawRecord(node.stat_bytes()), [(EventType.NodeDataChanged, path)]
+            ERR.OK, RawRecord(node.stat_bytes()), [(EVENT.NodeDataChanged, path)]
         )
 
     def _apply_set_acl(
@@ -493,10 +490,10 @@ class CoordState:
         node = self.existing(path)
         acls.require(node.acl, acls.ADMIN, txn.identities)
         if record.version != -1 and record.version != node.aversion:
-            raise ZkError(Code.BADVERSION, path)
+            raise ZkError(ERR.BADVERSION, path)
         node.acl = list(record.acl or ())
         node.aversion = _int32(node.aversion + 1)
-        return ApplyResult(Code.OK, SetACLResponse(node.stat()))
+        return ApplyResult(ERR.OK, SetACLResponse(node.stat()))
 
     def _apply_check(
         self, txn: Txn, op: int, record: object, undo: Undo | None
@@ -506,6 +503,6 @@ class CoordState:
         node = self.existing(path)
         acls.require(node.acl, acls.READ, txn.identities)
         if record.version != -1 and record.version != node.version:
-            raise ZkError(Code.BADVERSION, path)
-        return ApplyResult(Code.OK)
+            raise ZkError(ERR.BADVERSION, path)
+        return ApplyResult(ERR.OK)
 

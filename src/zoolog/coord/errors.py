@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from zoolog.protocol.zk.opcodes import plain_ints
+
 
 class Code(IntEnum):
     OK = 0
@@ -48,6 +50,11 @@ class ZkError(Exception):
     """A request failed with ZooKeeper error `code`; `detail` is for logs, never the wire."""
 
     def __init__(self, code: Code, detail: str = "") -> None:
+        code = Code(code)  # hot paths raise with plain ints (ERR.*): name them here
         super().__init__(f"{code.name}: {detail}" if detail else code.name)
         self.code = code
         self.detail = detail
+
+
+ERR = plain_ints(Code)
+"""`Code` as plain ints, for hot paths (see `plain_ints`)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from zoolog.coord import acl as acls
 from zoolog.coord.datatree import SPECIAL_PATHS, TTL_MS_MAX
-from zoolog.coord.errors import Code, ZkError
+from zoolog.coord.errors import ERR, Code, ZkError
 from zoolog.coord.paths import validate_path
 from zoolog.coord.txn import MultiBody, Txn
 from zoolog.limits import Limits
@@ -27,15 +27,16 @@ from zoolog.protocol.zk._generated.jute_records import (
     SetDataRequest,
 )
 from zoolog.protocol.zk.connection import MisplacedOp
-from zoolog.protocol.zk.opcodes import CreateFlag, OpCode
+from zoolog.protocol.zk.opcodes import FLAG, OP, CreateFlag
 
 WRITE_OPS = frozenset(
     (
-        OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL, OpCode.delete,
-        OpCode.setData, OpCode.setACL, OpCode.multi,
+        OP.create, OP.create2, OP.createContainer, OP.createTTL, OP.delete,
+        OP.setData, OP.setACL, OP.multi,
     )
 )
-_TTL_FLAGS = (CreateFlag.PERSISTENT_WITH_TTL, CreateFlag.PERSISTENT_SEQUENTIAL_WITH_TTL)
+_TTL_FLAGS = (FLAG.PERSISTENT_WITH_TTL, FLAG.PERSISTENT_SEQUENTIAL_WITH_TTL)
+_CREATE_FLAGS = frozenset(int(flag) for flag in CreateFlag)
 
 
 @dataclass(slots=True)
@@ -61,12 +62,12 @@ class MultiPrepError(ZkError):
 
 def prep_write(op: int, record: Any, ctx: PrepContext) -> Txn:
     """Validate a write and build its txn (zxid 0: the log stamps it). Raises ZkError."""
-    if op == OpCode.multi:
+    if op == OP.multi:
         if isinstance(record, MisplacedOp):
-            raise ZkError(Code.MARSHALLINGERROR, f"op {record.op} is not allowed in a multi")
+            raise ZkError(ERR.MARSHALLINGERROR, f"op {record.op} is not allowed in a multi")
         ops: list[tuple[int, Any]] = []
         if len(record) > ctx.limits.multi_ops_max:
-            raise MultiPrepError(0, Code.BADARGUMENTS, f"multi of {len(record)} ops")
+            raise MultiPrepError(0, ERR.BADARGUMENTS, f"multi of {len(record)} ops")
         for index, (sub_op, sub_record) in enumerate(record):
             try:
                 ops.append((sub_op, _prep_one(sub_op, sub_record, ctx)))
@@ -81,38 +82,38 @@ def prep_write(op: int, record: Any, ctx: PrepContext) -> Txn:
 def _check_data(data: bytes | None, limits: Limits) -> None:
     if data is not None and len(data) > limits.znode_data_bytes_max:
         raise ZkError(
-            Code.BADARGUMENTS,
+            ERR.BADARGUMENTS,
             f"data of {len(data)} bytes exceeds znode_data_bytes_max {limits.znode_data_bytes_max}",
         )
 
 
 def _check_path_size(path: str, limits: Limits) -> None:
     if len(path.encode("utf-8", "surrogatepass")) > limits.path_bytes_max:
-        raise ZkError(Code.BADARGUMENTS, f"path longer than {limits.path_bytes_max} bytes")
+        raise ZkError(ERR.BADARGUMENTS, f"path longer than {limits.path_bytes_max} bytes")
 
 
 def _prep_one(op: int, record: Any, ctx: PrepContext) -> Any:
-    if op in (OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL):
+    if op in (OP.create, OP.create2, OP.createContainer, OP.createTTL):
         return _prep_create(op, record, ctx)
     path = record.path or ""
-    if op == OpCode.delete:
+    if op == OP.delete:
         assert isinstance(record, DeleteRequest)
         if not path:
-            raise ZkError(Code.MARSHALLINGERROR, "empty path")  # as ZooKeeper 3.8 answers
+            raise ZkError(ERR.MARSHALLINGERROR, "empty path")  # as ZooKeeper 3.8 answers
         if "/" not in path or "\0" in path or path in SPECIAL_PATHS:
-            raise ZkError(Code.BADARGUMENTS, f"cannot delete {path!r}")
+            raise ZkError(ERR.BADARGUMENTS, f"cannot delete {path!r}")
         return record
     validate_path(path)
-    if op == OpCode.setData:
+    if op == OP.setData:
         assert isinstance(record, SetDataRequest)
         _check_data(record.data, ctx.limits)
         return record
-    if op == OpCode.setACL:
+    if op == OP.setACL:
         assert isinstance(record, SetACLRequest)
         if record.acl is not None and len(record.acl) > ctx.limits.acl_entries_max:
-            raise ZkError(Code.INVALIDACL, "too many ACL entries")
+            raise ZkError(ERR.INVALIDACL, "too many ACL entries")
         return SetACLRequest(path, acls.fixup(record.acl, ctx.identities), record.version)
-    if op == OpCode.check:
+    if op == OP.check:
         assert isinstance(record, CheckVersionRequest)
         return record
     raise AssertionError(f"op {op} is not a write")
@@ -122,28 +123,28 @@ def _prep_create(op: int, record: Any, ctx: PrepContext) -> Any:
     flags = record.flags
     # createContainer keeps its flags: the op makes the node a container, a sequential flag
     # still appends the counter (ZooKeeper 3.8 does both)
-    if flags not in CreateFlag.__members__.values():
-        raise ZkError(Code.BADARGUMENTS, f"invalid create flags {flags}")
-    if op == OpCode.createTTL:
+    if flags not in _CREATE_FLAGS:
+        raise ZkError(ERR.BADARGUMENTS, f"invalid create flags {flags}")
+    if op == OP.createTTL:
         assert isinstance(record, CreateTTLRequest)
         if not ctx.extended_types_enabled:
-            raise ZkError(Code.UNIMPLEMENTED, "TTL nodes are disabled (extendedTypesEnabled)")
+            raise ZkError(ERR.UNIMPLEMENTED, "TTL nodes are disabled (extendedTypesEnabled)")
         if flags not in _TTL_FLAGS or not 0 < record.ttl <= TTL_MS_MAX:
-            raise ZkError(Code.BADARGUMENTS, f"invalid TTL {record.ttl} with flags {flags}")
+            raise ZkError(ERR.BADARGUMENTS, f"invalid TTL {record.ttl} with flags {flags}")
     elif flags in _TTL_FLAGS:
-        raise ZkError(Code.BADARGUMENTS, "TTL flags need the createTTL operation")
-    elif flags == CreateFlag.CONTAINER and op != OpCode.createContainer:
-        flags = CreateFlag.PERSISTENT  # ZooKeeper 3.8 logs a plain create for this
+        raise ZkError(ERR.BADARGUMENTS, "TTL flags need the createTTL operation")
+    elif flags == FLAG.CONTAINER and op != OP.createContainer:
+        flags = FLAG.PERSISTENT  # ZooKeeper 3.8 logs a plain create for this
     path = record.path or ""
     if not path:
-        raise ZkError(Code.MARSHALLINGERROR, "empty path")  # as ZooKeeper 3.8 answers
+        raise ZkError(ERR.MARSHALLINGERROR, "empty path")  # as ZooKeeper 3.8 answers
     if "/" not in path or "\0" in path:
-        raise ZkError(Code.BADARGUMENTS, f"invalid path {path!r}")
+        raise ZkError(ERR.BADARGUMENTS, f"invalid path {path!r}")
     _check_path_size(path, ctx.limits)
     _check_data(record.data, ctx.limits)
     if record.acl is not None and len(record.acl) > ctx.limits.acl_entries_max:
-        raise ZkError(Code.INVALIDACL, "too many ACL entries")
+        raise ZkError(ERR.INVALIDACL, "too many ACL entries")
     acl = acls.fixup(record.acl, ctx.identities)
-    if op == OpCode.createTTL:
+    if op == OP.createTTL:
         return CreateTTLRequest(path, record.data, acl, flags, record.ttl)
     return CreateRequest(path, record.data, acl, flags)

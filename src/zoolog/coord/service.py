@@ -31,12 +31,12 @@ from zoolog.coord.datatree import (
     is_ttl_owner,
     ttl_of,
 )
-from zoolog.coord.errors import Code, ZkError
+from zoolog.coord.errors import ERR, ZkError
 from zoolog.coord.paths import validate_path
 from zoolog.coord.prep import WRITE_OPS, MultiPrepError, PrepContext, prep_write
 from zoolog.coord.sessions import SessionTracker, initial_session_id, session_password
 from zoolog.coord.txn import Txn
-from zoolog.coord.watches import Mode, WatchManager
+from zoolog.coord.watches import MODE, Mode, WatchManager
 from zoolog.limits import Limits
 from zoolog.protocol.zk._generated.jute_records import (
     ACL,
@@ -63,7 +63,13 @@ from zoolog.protocol.zk.connection import (
     encode_raw_reply,
     encode_reply,
 )
-from zoolog.protocol.zk.opcodes import EventType, KeeperState, OpCode, WatchMode, Xid
+from zoolog.protocol.zk.opcodes import (
+    EVENT,
+    OP,
+    STATE,
+    WATCH_MODE,
+    XID,
+)
 
 _ERROR_RESPONSE_OK = ErrorResponse(0)
 _OPEN_ACL_LIST = list(acls.OPEN_ACL_UNSAFE)
@@ -212,24 +218,24 @@ class CoordService:
         for session in state.sessions.values():
             self.tracker.add(session.session_id, session.timeout_ms, now_ms)
         self._reads: dict[int, Callable[[ConnState, Any], tuple[int, bytes | None]]] = {
-            OpCode.exists: self._read_exists,
-            OpCode.getData: self._read_get_data,
-            OpCode.getChildren: self._read_get_children,
-            OpCode.getChildren2: self._read_get_children2,
-            OpCode.getACL: self._read_get_acl,
-            OpCode.sync: self._read_sync,
-            OpCode.check: self._read_check,
-            OpCode.ping: self._read_ping,
-            OpCode.getAllChildrenNumber: self._read_all_children_number,
-            OpCode.getEphemerals: self._read_ephemerals,
-            OpCode.addWatch: self._read_add_watch,
-            OpCode.checkWatches: self._read_check_watches,
-            OpCode.removeWatches: self._read_remove_watches,
-            OpCode.setWatches: self._read_set_watches,
-            OpCode.setWatches2: self._read_set_watches,
-            OpCode.whoAmI: self._read_who_am_i,
-            OpCode.multiRead: self._read_multi,
-            OpCode.reconfig: self._read_reconfig,
+            OP.exists: self._read_exists,
+            OP.getData: self._read_get_data,
+            OP.getChildren: self._read_get_children,
+            OP.getChildren2: self._read_get_children2,
+            OP.getACL: self._read_get_acl,
+            OP.sync: self._read_sync,
+            OP.check: self._read_check,
+            OP.ping: self._read_ping,
+            OP.getAllChildrenNumber: self._read_all_children_number,
+            OP.getEphemerals: self._read_ephemerals,
+            OP.addWatch: self._read_add_watch,
+            OP.checkWatches: self._read_check_watches,
+            OP.removeWatches: self._read_remove_watches,
+            OP.setWatches: self._read_set_watches,
+            OP.setWatches2: self._read_set_watches,
+            OP.whoAmI: self._read_who_am_i,
+            OP.multiRead: self._read_multi,
+            OP.reconfig: self._read_reconfig,
         }
 
     # ------------------------------------------------------------------ connections
@@ -275,9 +281,9 @@ class CoordService:
             session_id = self._next_session_id
             self._next_session_id += 1
             self._attach(conn, session_id)
-            pending = Pending(0, OpCode.createSession, None, _WRITE, now_ms)
+            pending = Pending(0, OP.createSession, None, _WRITE, now_ms)
             conn.pending.append(pending)
-            txn = Txn(session_id, 0, 0, now_ms, OpCode.createSession, (),
+            txn = Txn(session_id, 0, 0, now_ms, OP.createSession, (),
                       CreateSessionTxn(timeout))
             self._propose(txn, conn_id, pending)
             return
@@ -323,20 +329,20 @@ class CoordService:
             return
         if conn.session_id:
             self.tracker.touch(conn.session_id, now_ms)
-        if xid != Xid.PING and op != OpCode.auth:
+        if xid != XID.PING and op != OP.auth:
             conn.last_cxid = xid
             conn.last_op = _OP_ABBREVIATIONS.get(op, "UNKN")
         if op in WRITE_OPS:
             self._write(conn, xid, op, record, now_ms)
-        elif op == OpCode.closeSession:
+        elif op == OP.closeSession:
             pending = Pending(xid, op, None, _WRITE, now_ms)
             conn.pending.append(pending)
             self._closing_sessions.add(conn.session_id)
-            self._propose(Txn(conn.session_id, xid, 0, now_ms, OpCode.closeSession), conn_id,
+            self._propose(Txn(conn.session_id, xid, 0, now_ms, OP.closeSession), conn_id,
                           pending)
-        elif op == OpCode.auth:
+        elif op == OP.auth:
             self._auth(conn, record)
-        elif op == OpCode.sasl:
+        elif op == OP.sasl:
             self._fail_unknown(conn, xid, op)
         elif conn.pending:
             conn.pending.append(Pending(xid, op, record, _READ, now_ms))
@@ -351,7 +357,7 @@ class CoordService:
 
     def _fail_unknown(self, conn: ConnState, xid: int, op: int) -> None:
         conn.pending.append(Pending(xid, op, None, _READY, 0))
-        conn.pending[-1].frame = encode_reply(xid, self.state.last_zxid, Code.UNIMPLEMENTED)
+        conn.pending[-1].frame = encode_reply(xid, self.state.last_zxid, ERR.UNIMPLEMENTED)
         conn.close_after_flush = True
         self._flush(conn, 0)
 
@@ -365,7 +371,7 @@ class CoordService:
         except ZkError as err:
             if isinstance(err, MultiPrepError):
                 pending.multi_fail = (err.index, err.code)
-            txn = Txn(conn.session_id, xid, 0, now_ms, OpCode.error, (), ErrorResponse(err.code))
+            txn = Txn(conn.session_id, xid, 0, now_ms, OP.error, (), ErrorResponse(err.code))
         self._propose(txn, conn.conn_id, pending)
 
     def _identities(self, conn: ConnState) -> tuple[tuple[str, str], ...]:
@@ -383,10 +389,10 @@ class CoordService:
         # "ip" is accepted and adds nothing: ZooKeeper's ip provider ignores the credential and
         # vouches for the peer address, which every connection already carries
         accepted = scheme in ("digest", "ip")
-        frame = encode_reply(Xid.AUTH, 0, Code.OK if accepted else Code.AUTHFAILED)
+        frame = encode_reply(XID.AUTH, 0, ERR.OK if accepted else ERR.AUTHFAILED)
         if not accepted:
             conn.close_after_flush = True
-        pending = Pending(Xid.AUTH, OpCode.auth, None, _READY, 0)
+        pending = Pending(XID.AUTH, OP.auth, None, _READY, 0)
         pending.frame = frame
         conn.pending.append(pending)
         self._flush(conn, 0)
@@ -406,7 +412,7 @@ class CoordService:
             if session_id in self._closing_sessions or session_id not in self.state.sessions:
                 continue
             self._closing_sessions.add(session_id)
-            self._propose(Txn(session_id, 0, 0, now_ms, OpCode.closeSession), None, None)
+            self._propose(Txn(session_id, 0, 0, now_ms, OP.closeSession), None, None)
 
     def expirable_nodes(self, now_ms: int) -> list[str]:
         """Empty containers that once had children and expired TTL nodes (ContainerManager)."""
@@ -431,16 +437,16 @@ class CoordService:
         """`txn` is durable (and, in a cluster, committed): apply it and answer."""
         result = self.state.apply(txn)
         op = txn.op
-        if op == OpCode.createSession and result.err == Code.OK:
+        if op == OP.createSession and result.err == ERR.OK:
             self.tracker.add(txn.session_id, self.state.sessions[txn.session_id].timeout_ms,
                              now_ms)
-        elif op == OpCode.closeSession:
+        elif op == OP.closeSession:
             self.tracker.remove(txn.session_id)
             self._closing_sessions.discard(txn.session_id)
         for event, path in result.triggers:
             watchers = self.watches.trigger(event, path)
             if watchers:
-                frame = encode_event(event, KeeperState.SyncConnected, path)
+                frame = encode_event(event, STATE.SyncConnected, path)
                 for watcher in watchers:
                     conn = self.conns.get(watcher)
                     if conn is not None:
@@ -452,7 +458,7 @@ class CoordService:
             if conn is not None and pending is not None:
                 self._complete(conn, pending, txn, result)
                 self._flush(conn, now_ms)
-        if op == OpCode.closeSession:
+        if op == OP.closeSession:
             for conn_id in list(self.by_session.get(txn.session_id, ())):
                 conn = self.conns.get(conn_id)
                 if conn is not None and not conn.pending:
@@ -465,7 +471,7 @@ class CoordService:
         conn.last_zxid = zxid
         op = pending.op
         pending.state = _READY
-        if op == OpCode.createSession:
+        if op == OP.createSession:
             if result.err:
                 pending.frame = encode_connect_response(
                     ConnectResponse(0, 0, 0, _NO_PASSWORD, False), conn.with_readonly_byte
@@ -474,13 +480,13 @@ class CoordService:
             else:
                 pending.frame = self._connect_response(conn, txn.session_id, conn.timeout_ms)
             return
-        if op == OpCode.multi:
+        if op == OP.multi:
             if pending.multi_fail is not None:
                 index, code = pending.multi_fail
                 ops = pending.record
                 rows = [(o, 0, None) for o, _ in ops[:index]]
                 rows.append((ops[index][0], code, None))
-                rows.extend((o, Code.RUNTIMEINCONSISTENCY, None) for o, _ in ops[index + 1 :])
+                rows.extend((o, ERR.RUNTIMEINCONSISTENCY, None) for o, _ in ops[index + 1 :])
                 pending.frame = encode_raw_reply(pending.xid, zxid, _encode_failed_multi(rows))
             elif result.err:
                 pending.frame = encode_reply(pending.xid, zxid, result.err)
@@ -495,7 +501,7 @@ class CoordService:
                 pending.frame = encode_raw_reply(pending.xid, zxid, body)
             return
         pending.frame = encode_reply(pending.xid, zxid, result.err, result.response)
-        if op == OpCode.closeSession:
+        if op == OP.closeSession:
             conn.close_after_flush = True
 
     def _flush(self, conn: ConnState, now_ms: int) -> None:
@@ -509,7 +515,7 @@ class CoordService:
                 head.frame = self._read_frame(conn, head.xid, head.op, head.record)
             pending_queue.popleft()
             self._send(conn, head.frame)
-            if head.started_ms and head.op != OpCode.ping:
+            if head.started_ms and head.op != OP.ping:
                 self._record_latency(conn, now_ms - head.started_ms)
             if conn.close_after_flush:
                 pending_queue.clear()
@@ -540,11 +546,11 @@ class CoordService:
     def _read_frame(self, conn: ConnState, xid: int, op: int, record: Any) -> bytes:
         """Run a read against applied state and encode its whole reply frame."""
         zxid = self.state.last_zxid
-        if op == OpCode.ping:
-            return encode_reply(Xid.PING, zxid, Code.OK)
+        if op == OP.ping:
+            return encode_reply(XID.PING, zxid, ERR.OK)
         handler = self._reads.get(op)
         if handler is None:
-            return encode_reply(xid, zxid, Code.UNIMPLEMENTED)
+            return encode_reply(xid, zxid, ERR.UNIMPLEMENTED)
         try:
             err, body = handler(conn, record)
         except ZkError as exc:
@@ -559,7 +565,7 @@ class CoordService:
         answers with MARSHALLINGERROR."""
         node = self.state.nodes.get(path)
         if node is None:
-            raise ZkError(Code.MARSHALLINGERROR if not path else Code.NONODE, path)
+            raise ZkError(ERR.MARSHALLINGERROR if not path else ERR.NONODE, path)
         return node
 
     def _readable(self, conn: ConnState, path: str) -> Node:
@@ -574,12 +580,12 @@ class CoordService:
         node = self.state.nodes.get(path)
         if node is None and (not path or "\0" in path):
             # ZooKeeper 3.8 checks exists() paths for NUL only; "" fails as in every read
-            raise ZkError(Code.BADARGUMENTS if path else Code.MARSHALLINGERROR, path)
+            raise ZkError(ERR.BADARGUMENTS if path else ERR.MARSHALLINGERROR, path)
         if record.watch:
             self.watches.add_data_watch(path, conn.conn_id)
         if node is None:
-            return Code.NONODE, None
-        return Code.OK, node.stat_bytes()
+            return ERR.NONODE, None
+        return ERR.OK, node.stat_bytes()
 
     def _read_get_data(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         path = record.path or ""
@@ -588,8 +594,8 @@ class CoordService:
             self.watches.add_data_watch(path, conn.conn_id)
         data = node.data
         if data is None:
-            return Code.OK, _NULL_BUFFER + node.stat_bytes()
-        return Code.OK, _LEN.pack(len(data)) + data + node.stat_bytes()
+            return ERR.OK, _NULL_BUFFER + node.stat_bytes()
+        return ERR.OK, _LEN.pack(len(data)) + data + node.stat_bytes()
 
     def _children_bytes(self, conn: ConnState, record: Any) -> tuple[Node, bytes]:
         """The node and its encoded child list (a jute vector of strings). The encoding is
@@ -615,12 +621,12 @@ class CoordService:
         return node, encoded
 
     def _read_get_children(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
-        return Code.OK, self._children_bytes(conn, record)[1]
+        return ERR.OK, self._children_bytes(conn, record)[1]
 
     def _read_get_children2(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         # GetChildren2Response is the child vector followed by the Stat
         node, children = self._children_bytes(conn, record)
-        return Code.OK, children + node.stat_bytes()
+        return ERR.OK, children + node.stat_bytes()
 
     def _read_get_acl(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         path = record.path or ""
@@ -633,28 +639,28 @@ class CoordService:
                 if a.id.scheme == "digest" else a
                 for a in acl_list
             ]
-        return Code.OK, GetACLResponse(acl_list, node.stat()).to_bytes()
+        return ERR.OK, GetACLResponse(acl_list, node.stat()).to_bytes()
 
     def _read_sync(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
-        return Code.OK, SyncResponse(record.path).to_bytes()
+        return ERR.OK, SyncResponse(record.path).to_bytes()
 
     def _read_check(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         path = record.path or ""
         validate_path(path)
         node = self._readable(conn, path)
         if record.version != -1 and record.version != node.version:
-            return Code.BADVERSION, None
-        return Code.OK, b""
+            return ERR.BADVERSION, None
+        return ERR.OK, b""
 
     def _read_ping(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
-        return Code.OK, None
+        return ERR.OK, None
 
     def _read_all_children_number(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         path = record.path or ""
         validate_path(path)
         self._readable(conn, path)
         total = sum(1 for _ in self.state.descendants(path))
-        return Code.OK, GetAllChildrenNumberResponse(total).to_bytes()
+        return ERR.OK, GetAllChildrenNumberResponse(total).to_bytes()
 
     def _read_ephemerals(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         prefix = record.prefixPath or "/"
@@ -662,32 +668,32 @@ class CoordService:
         paths = sorted(session.ephemerals) if session is not None else []
         if prefix != "/":
             paths = [p for p in paths if p.startswith(prefix)]
-        return Code.OK, GetEphemeralsResponse(paths).to_bytes()
+        return ERR.OK, GetEphemeralsResponse(paths).to_bytes()
 
     def _read_add_watch(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         path = record.path or ""  # not validated: ZooKeeper 3.8 watches any string
-        if not path or record.mode not in (WatchMode.PERSISTENT, WatchMode.PERSISTENT_RECURSIVE):
+        if not path or record.mode not in (WATCH_MODE.PERSISTENT, WATCH_MODE.PERSISTENT_RECURSIVE):
             # ZooKeeper's AddWatchMode.fromMode throws; the server answers MARSHALLINGERROR
-            return Code.MARSHALLINGERROR, None
-        recursive = record.mode == WatchMode.PERSISTENT_RECURSIVE
+            return ERR.MARSHALLINGERROR, None
+        recursive = record.mode == WATCH_MODE.PERSISTENT_RECURSIVE
         self.watches.add_persistent(path, conn.conn_id, recursive)
-        return Code.OK, _ERROR_RESPONSE_OK.to_bytes()
+        return ERR.OK, _ERROR_RESPONSE_OK.to_bytes()
 
     def _watch_tables(self, watcher_type: int) -> list[tuple[Any, tuple[Mode, ...]]]:
         data, child = self.watches.data, self.watches.child
-        every = (Mode.STANDARD, Mode.PERSISTENT, Mode.PERSISTENT_RECURSIVE)
+        every = (MODE.STANDARD, MODE.PERSISTENT, MODE.PERSISTENT_RECURSIVE)
         # ZooKeeper 3.8: Children and Data name a table, whatever the watch's mode, so
         # removing the Data part of a persistent watch leaves its children part armed
         tables: dict[int, list[tuple[Any, tuple[Mode, ...]]]] = {
             1: [(child, every)],
             2: [(data, every)],
             3: [(data, every), (child, every)],
-            4: [(data, (Mode.PERSISTENT,)), (child, (Mode.PERSISTENT,))],
-            5: [(data, (Mode.PERSISTENT_RECURSIVE,))],
+            4: [(data, (MODE.PERSISTENT,)), (child, (MODE.PERSISTENT,))],
+            5: [(data, (MODE.PERSISTENT_RECURSIVE,))],
         }
         if watcher_type not in tables:
-            # ZooKeeper's WatcherType.fromInt throws; the server answers MARSHALLINGERROR
-            raise ZkError(Code.MARSHALLINGERROR, f"unknown watcher type {watcher_type}")
+            # ZooKeeper's WATCHER_TYPE.fromInt throws; the server answers MARSHALLINGERROR
+            raise ZkError(ERR.MARSHALLINGERROR, f"unknown watcher type {watcher_type}")
         return tables[watcher_type]
 
     def _read_check_watches(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
@@ -695,7 +701,7 @@ class CoordService:
             table.by_path.get(record.path or "", {}).get(conn.conn_id) in modes
             for table, modes in self._watch_tables(record.type)
         )
-        return (Code.OK, None) if found else (Code.NOWATCHER, None)
+        return (ERR.OK, None) if found else (ERR.NOWATCHER, None)
 
     def _read_remove_watches(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         removed = False
@@ -703,7 +709,7 @@ class CoordService:
         for table, modes in self._watch_tables(record.type):
             if table.by_path.get(path, {}).get(conn.conn_id) in modes:
                 removed |= table.remove(path, conn.conn_id)
-        return (Code.OK, None) if removed else (Code.NOWATCHER, None)
+        return (ERR.OK, None) if removed else (ERR.NOWATCHER, None)
 
     def _read_set_watches(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         """Re-arm watches after a reconnect, firing at once what changed since relativeZxid."""
@@ -714,22 +720,22 @@ class CoordService:
         for path in record.dataWatches or ():
             node = nodes.get(path)
             if node is None:
-                events.append((EventType.NodeDeleted, path))
+                events.append((EVENT.NodeDeleted, path))
             elif node.mzxid > relative:
-                events.append((EventType.NodeDataChanged, path))
+                events.append((EVENT.NodeDataChanged, path))
             else:
                 self.watches.add_data_watch(path, watcher)
         for path in record.existWatches or ():
             if path in nodes:
-                events.append((EventType.NodeCreated, path))
+                events.append((EVENT.NodeCreated, path))
             else:
                 self.watches.add_data_watch(path, watcher)
         for path in record.childWatches or ():
             node = nodes.get(path)
             if node is None:
-                events.append((EventType.NodeDeleted, path))
+                events.append((EVENT.NodeDeleted, path))
             elif node.pzxid > relative:
-                events.append((EventType.NodeChildrenChanged, path))
+                events.append((EVENT.NodeChildrenChanged, path))
             else:
                 self.watches.add_child_watch(path, watcher)
         for path in getattr(record, "persistentWatches", None) or ():
@@ -737,8 +743,8 @@ class CoordService:
         for path in getattr(record, "persistentRecursiveWatches", None) or ():
             self.watches.add_persistent(path, watcher, recursive=True)
         for event, path in events:
-            self._send(conn, encode_event(event, KeeperState.SyncConnected, path))
-        return Code.OK, None
+            self._send(conn, encode_event(event, STATE.SyncConnected, path))
+        return ERR.OK, None
 
     def _read_who_am_i(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         # a digest identity is shown by its user name only, as ZooKeeper's provider does
@@ -747,18 +753,18 @@ class CoordService:
             for s, i in conn.identities
             if (s, i) != acls.SUPER_IDENTITY
         ]
-        return Code.OK, WhoAmIResponse(infos).to_bytes()
+        return ERR.OK, WhoAmIResponse(infos).to_bytes()
 
     def _read_reconfig(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
-        return Code.RECONFIGDISABLED, None
+        return ERR.RECONFIGDISABLED, None
 
     def _read_multi(self, conn: ConnState, record: Any) -> tuple[int, bytes | None]:
         if isinstance(record, MisplacedOp):
-            return Code.MARSHALLINGERROR, None
+            return ERR.MARSHALLINGERROR, None
         rows: list[tuple[int, int, Any]] = []
         for op, sub in record:
             try:
-                if op == OpCode.getData:
+                if op == OP.getData:
                     node = self._readable(conn, sub.path or "")
                     if sub.watch:
                         self.watches.add_data_watch(sub.path or "", conn.conn_id)
@@ -770,7 +776,7 @@ class CoordService:
                     rows.append((op, 0, GetChildrenResponse(list(node.children))))
             except ZkError as err:
                 rows.append((op, err.code, None))
-        return Code.OK, encode_multi_body(rows)
+        return ERR.OK, encode_multi_body(rows)
 
 
 def _encode_failed_multi(rows: list[tuple[int, int, Any]]) -> bytes:
@@ -784,13 +790,13 @@ def _encode_failed_multi(rows: list[tuple[int, int, Any]]) -> bytes:
 
 
 _OP_ABBREVIATIONS: dict[int, str] = {
-    OpCode.create: "CREA", OpCode.create2: "CREA", OpCode.createContainer: "CREA",
-    OpCode.createTTL: "CREA", OpCode.delete: "DELE", OpCode.exists: "EXIS",
-    OpCode.getData: "GETD", OpCode.setData: "SETD", OpCode.getACL: "GACL",
-    OpCode.setACL: "SACL", OpCode.getChildren: "GETC", OpCode.getChildren2: "GETC",
-    OpCode.sync: "SYNC", OpCode.ping: "PING", OpCode.multi: "MULT", OpCode.multiRead: "MLTR",
-    OpCode.closeSession: "CLOS", OpCode.check: "CHEC", OpCode.addWatch: "ADDW",
-    OpCode.setWatches: "SETW", OpCode.setWatches2: "SETW", OpCode.removeWatches: "REMW",
-    OpCode.checkWatches: "CHKW", OpCode.whoAmI: "HOMI", OpCode.getEphemerals: "GETE",
-    OpCode.getAllChildrenNumber: "GETACN",
+    OP.create: "CREA", OP.create2: "CREA", OP.createContainer: "CREA",
+    OP.createTTL: "CREA", OP.delete: "DELE", OP.exists: "EXIS",
+    OP.getData: "GETD", OP.setData: "SETD", OP.getACL: "GACL",
+    OP.setACL: "SACL", OP.getChildren: "GETC", OP.getChildren2: "GETC",
+    OP.sync: "SYNC", OP.ping: "PING", OP.multi: "MULT", OP.multiRead: "MLTR",
+    OP.closeSession: "CLOS", OP.check: "CHEC", OP.addWatch: "ADDW",
+    OP.setWatches: "SETW", OP.setWatches2: "SETW", OP.removeWatches: "REMW",
+    OP.checkWatches: "CHKW", OP.whoAmI: "HOMI", OP.getEphemerals: "GETE",
+    OP.getAllChildrenNumber: "GETACN",
 }

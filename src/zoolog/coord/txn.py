@@ -32,7 +32,7 @@ from zoolog.protocol.zk._generated.jute_records import (
     SetDataRequest,
     TxnHeader,
 )
-from zoolog.protocol.zk.opcodes import OpCode
+from zoolog.protocol.zk.opcodes import OP
 
 SubOp = CreateRequest | CreateTTLRequest | DeleteRequest | SetDataRequest | CheckVersionRequest
 Body = Union[
@@ -49,28 +49,28 @@ Body = Union[
 ]
 
 _BODY_TYPES: dict[int, Any] = {
-    OpCode.create: CreateRequest,
-    OpCode.create2: CreateRequest,
-    OpCode.createContainer: CreateRequest,
-    OpCode.createTTL: CreateTTLRequest,
-    OpCode.delete: DeleteRequest,
-    OpCode.deleteContainer: DeleteRequest,
-    OpCode.setData: SetDataRequest,
-    OpCode.setACL: SetACLRequest,
-    OpCode.check: CheckVersionRequest,
-    OpCode.createSession: CreateSessionTxn,
-    OpCode.error: ErrorResponse,
+    OP.create: CreateRequest,
+    OP.create2: CreateRequest,
+    OP.createContainer: CreateRequest,
+    OP.createTTL: CreateTTLRequest,
+    OP.delete: DeleteRequest,
+    OP.deleteContainer: DeleteRequest,
+    OP.setData: SetDataRequest,
+    OP.setACL: SetACLRequest,
+    OP.check: CheckVersionRequest,
+    OP.createSession: CreateSessionTxn,
+    OP.error: ErrorResponse,
 }
 
 MULTI_SUB_OPS = frozenset(
     (
-        OpCode.create,
-        OpCode.create2,
-        OpCode.createContainer,
-        OpCode.createTTL,
-        OpCode.delete,
-        OpCode.setData,
-        OpCode.check,
+        OP.create,
+        OP.create2,
+        OP.createContainer,
+        OP.createTTL,
+        OP.delete,
+        OP.setData,
+        OP.check,
     )
 )
 
@@ -133,7 +133,7 @@ class Txn:
             identities.append((ident.scheme or "", ident.id or ""))
         op = header.type
         body: Body
-        if op == OpCode.multi:
+        if op == OP.multi:
             n, pos = _read_count(buf, pos)
             ops: list[tuple[int, SubOp]] = []
             for _ in range(n):
@@ -144,7 +144,7 @@ class Txn:
                 record, pos = sub_type.read(buf, pos)
                 ops.append((sub, record))
             body = MultiBody(ops)
-        elif op == OpCode.closeSession:
+        elif op == OP.closeSession:
             body = None
         else:
             body_type = _BODY_TYPES.get(op)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from zoolog.coord.paths import parent_of
-from zoolog.protocol.zk.opcodes import EventType
+from zoolog.protocol.zk.opcodes import EVENT, plain_ints
 
 
 class Mode(IntEnum):
@@ -27,7 +27,9 @@ class Mode(IntEnum):
     PERSISTENT_RECURSIVE = 2
 
 
-_DATA_EVENTS = (EventType.NodeCreated, EventType.NodeDataChanged)
+MODE = plain_ints(Mode)
+
+_DATA_EVENTS = (EVENT.NodeCreated, EVENT.NodeDataChanged)
 
 
 class WatchTable:
@@ -43,11 +45,11 @@ class WatchTable:
     def add(self, path: str, watcher: int, mode: Mode) -> None:
         watchers = self.by_path.setdefault(path, {})
         previous = watchers.get(watcher)
-        if previous is not None and previous != Mode.STANDARD and mode == Mode.STANDARD:
+        if previous is not None and previous != MODE.STANDARD and mode == MODE.STANDARD:
             return  # a persistent watch already covers a one-shot one
-        if previous == Mode.PERSISTENT_RECURSIVE:
+        if previous == MODE.PERSISTENT_RECURSIVE:
             self.recursive_count -= 1
-        if mode == Mode.PERSISTENT_RECURSIVE:
+        if mode == MODE.PERSISTENT_RECURSIVE:
             self.recursive_count += 1
         watchers[watcher] = mode
         self.by_watcher.setdefault(watcher, set()).add(path)
@@ -56,7 +58,7 @@ class WatchTable:
         watchers = self.by_path.get(path)
         if watchers is None or watcher not in watchers:
             return False
-        if watchers.pop(watcher) == Mode.PERSISTENT_RECURSIVE:
+        if watchers.pop(watcher) == MODE.PERSISTENT_RECURSIVE:
             self.recursive_count -= 1
         if not watchers:
             del self.by_path[path]
@@ -80,22 +82,22 @@ class WatchTable:
         watchers = self.by_path.get(path)
         if watchers:
             for watcher, mode in list(watchers.items()):
-                if mode == Mode.PERSISTENT_RECURSIVE:
-                    if event != EventType.NodeChildrenChanged:
+                if mode == MODE.PERSISTENT_RECURSIVE:
+                    if event != EVENT.NodeChildrenChanged:
                         fired.add(watcher)
                     continue
                 fired.add(watcher)
-                if mode == Mode.STANDARD:
+                if mode == MODE.STANDARD:
                     self.remove(path, watcher)
         if self.recursive_count and path != "/":
             current = path
             while current != "/":
                 current = parent_of(current)
                 ancestors = self.by_path.get(current)
-                if not ancestors or event == EventType.NodeChildrenChanged:
+                if not ancestors or event == EVENT.NodeChildrenChanged:
                     continue
                 for watcher, mode in ancestors.items():
-                    if mode == Mode.PERSISTENT_RECURSIVE:
+                    if mode == MODE.PERSISTENT_RECURSIVE:
                         fired.add(watcher)
         if suppress:
             fired -= suppress
@@ -115,17 +117,17 @@ class WatchManager:
         self.child = WatchTable()
 
     def add_data_watch(self, path: str, watcher: int) -> None:
-        self.data.add(path, watcher, Mode.STANDARD)
+        self.data.add(path, watcher, MODE.STANDARD)
 
     def add_child_watch(self, path: str, watcher: int) -> None:
-        self.child.add(path, watcher, Mode.STANDARD)
+        self.child.add(path, watcher, MODE.STANDARD)
 
     def add_persistent(self, path: str, watcher: int, recursive: bool) -> None:
         if recursive:
-            self.data.add(path, watcher, Mode.PERSISTENT_RECURSIVE)
+            self.data.add(path, watcher, MODE.PERSISTENT_RECURSIVE)
         else:
-            self.data.add(path, watcher, Mode.PERSISTENT)
-            self.child.add(path, watcher, Mode.PERSISTENT)
+            self.data.add(path, watcher, MODE.PERSISTENT)
+            self.child.add(path, watcher, MODE.PERSISTENT)
 
     def remove_watcher(self, watcher: int) -> None:
         self.data.remove_watcher(watcher)
@@ -140,9 +142,9 @@ class WatchManager:
             and path not in self.child.by_path
         ):
             return []  # the common case: nobody watches this path (recursive ones live in data)
-        if event == EventType.NodeChildrenChanged:
+        if event == EVENT.NodeChildrenChanged:
             fired = self.child.trigger(path, event, None)
-        elif event == EventType.NodeDeleted:
+        elif event == EVENT.NodeDeleted:
             fired = self.data.trigger(path, event, None)
             fired |= self.child.trigger(path, event, fired)
         else:

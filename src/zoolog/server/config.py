@@ -51,6 +51,10 @@ class NodeConfig:
     outstanding_requests_max: int = 1000
     """Requests one connection may have in flight before reading from it pauses
     (zoo.cfg `globalOutstandingLimit`)."""
+    client_front_process: bool = False
+    """Run the client front (sockets, framing, decoding) in a child process, on another CPU
+    core than the state machine. `zoolog up` turns it on; in-process test servers leave it off
+    unless asked."""
     limit_overrides: dict[str, int] = field(default_factory=dict)
     """Any `Limits` field by name (zoo.cfg `zoolog.limits.<name>=N`)."""
     unknown_keys: dict[str, str] = field(default_factory=dict)

@@ -1,10 +1,12 @@
 """A standalone coordination node: the asyncio runtime around `CoordService`.
 
-The only place with sockets, clocks and disk for the coordination service. It:
-- accepts client connections (`ZkClientProtocol`, an `asyncio.Protocol` with the sans-I/O
-  `ServerConnection` doing the framing) and feeds decoded events to the service;
-- carries out the service's outbox: frames to transports, closes, and proposals, which it
-  stamps with the next zxid and hands to the group-commit writer;
+The only place with clocks and disk for the coordination service. It:
+- owns the listening socket and a client front (`zoolog.server.zk_front`: client sockets,
+  framing, decoding; in this event loop or in a child process) whose hand-off events
+  (`zoolog.protocol.zk.handoff`) it feeds to the service;
+- carries out the service's outbox: frames and closes become front commands, proposals are
+  stamped with the next zxid and handed to the group-commit writer; a connection with too
+  many requests outstanding is paused (backpressure);
 - group commit: every txn proposed while a batch is being fsynced joins the next batch; one
   `write` + `fdatasync` per batch runs in a worker thread, then the batch is applied in order
   and its replies go out (persist -> apply -> reply);
@@ -18,23 +20,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
+from typing import Any
 
 from zoolog.coord import snapshot
-from zoolog.coord.service import CoordService, Propose, Send
+from zoolog.coord.service import Close, CoordService, Propose, Send
 from zoolog.coord.txn import Txn
-from zoolog.errors import RemoteProtocolError
 from zoolog.protocol.zk._generated.jute_records import DeleteRequest
-from zoolog.protocol.zk.connection import (
-    Connect,
-    FourLetterWord,
-    Request,
-    ServerConnection,
-    UnknownOp,
+from zoolog.protocol.zk.handoff import (
+    CMD_CLOSE,
+    CMD_PAUSE,
+    CMD_RESUME,
+    CMD_SEND,
+    EV_CONNECT,
+    EV_FOUR_LETTER_WORD,
+    EV_LOST,
+    EV_OPEN,
+    EV_REQUEST,
+    EV_UNKNOWN,
+    connect_from_plain,
+    record_from_plain,
 )
 from zoolog.protocol.zk.opcodes import OpCode
 from zoolog.server import four_letter
 from zoolog.server.config import NodeConfig
+from zoolog.server.zk_front import InlineFront, ProcessFront
 from zoolog.server.zk_storage import ZkStorage
 
 log = logging.getLogger("zoolog.zk")
@@ -42,59 +53,6 @@ log = logging.getLogger("zoolog.zk")
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class ZkClientProtocol(asyncio.Protocol):
-    """One client connection: bytes to events, events to the node."""
-
-    __slots__ = ("codec", "conn_id", "node", "paused", "peer", "transport")
-
-    def __init__(self, node: ZkNode) -> None:
-        self.node = node
-        self.codec = ServerConnection(node.limits.frame_bytes_max)
-        self.conn_id = 0
-        self.transport: asyncio.Transport | None = None
-        self.peer: tuple[str, int] = ("", 0)
-        self.paused = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        peer = transport.get_extra_info("peername") or ("", 0)
-        self.peer = (str(peer[0]), int(peer[1]))
-        self.node.connection_made(self)
-
-    def data_received(self, data: bytes) -> None:
-        node = self.node
-        try:
-            events = self.codec.receive_data(data)
-        except RemoteProtocolError as exc:
-            log.info("closing %s:%d: %s", self.peer[0], self.peer[1], exc)
-            node.drop(self)
-            return
-        service = node.service
-        now = wall_ms()
-        conn_id = self.conn_id
-        for event in events:
-            if type(event) is Request:
-                service.request(conn_id, event.xid, event.op, event.record, now)
-            elif type(event) is Connect:
-                service.connect(conn_id, event.request, event.readonly_byte_present, now)
-            elif type(event) is UnknownOp:
-                service.unknown_op(conn_id, event.xid, event.op)
-            elif type(event) is FourLetterWord:
-                node.answer_four_letter_word(self, event.word)
-                return
-        node.drain()
-        limit = node.limits.outstanding_requests_per_connection_max
-        if not self.paused and service.outstanding(conn_id) >= limit:
-            self.paused = True
-            node.backpressure_pauses += 1
-            if self.transport is not None:
-                self.transport.pause_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.node.connection_lost(self)
 
 
 class ZkNode:
@@ -117,13 +75,14 @@ class ZkNode:
         self.next_zxid = self.state.last_zxid + 1
         self.storage.open_log(self.next_zxid)
         self.txns_since_snapshot = recovery.replayed_txns
-        self.conns: dict[int, ZkClientProtocol] = {}
-        self.per_address: dict[str, int] = {}
-        self._next_conn_id = 1
+        self.conns: dict[int, tuple[str, int]] = {}
+        """Client connections the front reported open: conn_id -> peer address."""
+        self.paused: set[int] = set()
         self.backpressure_pauses = 0
         self._batch: list[tuple[Txn, int, bytes]] = []
         self._flushing = False
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self.front: InlineFront | ProcessFront | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.started_ms = wall_ms()
         self.port = config.client_port
@@ -131,14 +90,21 @@ class ZkNode:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: ZkClientProtocol(self), self.config.host, self.config.client_port,
-            reuse_address=True, backlog=1024,
+        config = self.config
+        listener = socket.create_server(
+            (config.host, config.client_port), backlog=1024, reuse_port=False
         )
-        sockets = self._server.sockets
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        listener.setblocking(False)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        limits = self.limits
+        if config.client_front_process:
+            self.front = ProcessFront(self.handle, self._front_lost, listener,
+                                      limits.frame_bytes_max, limits.connections_per_address_max)
+        else:
+            self.front = InlineFront(self.handle, listener, limits.frame_bytes_max,
+                                     limits.connections_per_address_max)
+        await self.front.start()
         self._tasks.append(asyncio.create_task(self._session_timer()))
         self._tasks.append(asyncio.create_task(self._container_timer()))
 
@@ -152,97 +118,123 @@ class ZkNode:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for proto in list(self.conns.values()):
-            if proto.transport is not None:
-                proto.transport.abort()
+        if self.front is not None:
+            await self.front.stop()
+        if self._listener is not None:
+            self._listener.close()
         while self._flushing or self._batch:
             await asyncio.sleep(0.01)
         self.storage.close()
 
-    # ------------------------------------------------------------------ connections
+    # ------------------------------------------------------------------ events from the front
 
-    def connection_made(self, proto: ZkClientProtocol) -> None:
-        address = proto.peer[0]
-        limit = self.limits.connections_per_address_max
-        if limit and self.per_address.get(address, 0) >= limit:
-            log.warning("too many connections from %s (max %d)", address, limit)
-            assert proto.transport is not None
-            proto.transport.abort()
+    def handle(self, events: list[tuple[Any, ...]]) -> None:
+        """Feed one batch of the front's events to the service, then carry out its outbox."""
+        service = self.service
+        known = service.conns
+        now = wall_ms()
+        requested: set[int] = set()
+        for event in events:
+            kind = event[0]
+            conn_id = event[1]
+            if kind == EV_REQUEST:
+                if conn_id in known:  # not if the service dropped it (session moved away)
+                    op = event[3]
+                    service.request(conn_id, event[2], op, record_from_plain(op, event[4]), now)
+                    requested.add(conn_id)
+            elif kind == EV_OPEN:
+                self.conns[conn_id] = (event[2], event[3])
+                service.open(conn_id, (event[2], event[3]), now)
+            elif kind == EV_LOST:
+                self.connection_lost(conn_id)
+            elif kind == EV_CONNECT:
+                if conn_id in known:
+                    service.connect(conn_id, connect_from_plain(event[2]), event[3], now)
+            elif kind == EV_UNKNOWN:
+                if conn_id in known:
+                    service.unknown_op(conn_id, event[2], event[3])
+            elif kind == EV_FOUR_LETTER_WORD:
+                self.answer_four_letter_word(conn_id, event[2])
+        commands = self._outbox_commands()
+        limit = self.limits.outstanding_requests_per_connection_max
+        paused = self.paused
+        for conn_id in requested:
+            if conn_id not in paused and service.outstanding(conn_id) >= limit:
+                paused.add(conn_id)
+                self.backpressure_pauses += 1
+                commands.append((CMD_PAUSE, conn_id))
+        self._deliver(commands)
+
+    def connection_lost(self, conn_id: int) -> None:
+        if self.conns.pop(conn_id, None) is None:
             return
-        self.per_address[address] = self.per_address.get(address, 0) + 1
-        proto.conn_id = self._next_conn_id
-        self._next_conn_id += 1
-        self.conns[proto.conn_id] = proto
-        self.service.open(proto.conn_id, proto.peer, wall_ms())
+        self.paused.discard(conn_id)
+        self.service.lost(conn_id)
 
-    def connection_lost(self, proto: ZkClientProtocol) -> None:
-        if self.conns.pop(proto.conn_id, None) is None:
-            return
-        address = proto.peer[0]
-        remaining = self.per_address.get(address, 1) - 1
-        if remaining:
-            self.per_address[address] = remaining
-        else:
-            self.per_address.pop(address, None)
-        self.service.lost(proto.conn_id)
+    def _front_lost(self) -> None:
+        """The front process died: its clients are gone (their sessions live on)."""
+        for conn_id in list(self.conns):
+            self.connection_lost(conn_id)
+        self.drain()
 
-    def drop(self, proto: ZkClientProtocol) -> None:
-        if proto.transport is not None:
-            proto.transport.abort()
-
-    def answer_four_letter_word(self, proto: ZkClientProtocol, word: str) -> None:
-        assert proto.transport is not None
+    def answer_four_letter_word(self, conn_id: int, word: str) -> None:
         if word in self.config.four_letter_whitelist:
             text = four_letter.answer(self, word)
         else:
             text = f"{word} is not executed because it is not in the whitelist.\n"
-        proto.transport.write(text.encode("utf-8"))
-        proto.transport.close()
+        self._deliver([(CMD_SEND, conn_id, text.encode("utf-8")), (CMD_CLOSE, conn_id)])
+        self.connection_lost(conn_id)
 
     # ------------------------------------------------------------------ outbox
 
     def drain(self) -> None:
-        """Carry out everything the service asked for, in order.
+        """Carry out everything the service asked for, in order."""
+        commands = self._outbox_commands()
+        if commands:
+            self._deliver(commands)
 
-        Frames for one connection are joined into one `write` per drain (one syscall for a
+    def _deliver(self, commands: list[tuple[Any, ...]]) -> None:
+        if commands and self.front is not None:
+            self.front.deliver(commands)
+
+    def _outbox_commands(self) -> list[tuple[Any, ...]]:
+        """Turn the service's outbox into front commands; stamp and batch proposals.
+
+        Frames for one connection are joined into one send per drain (one `write` for a
         whole pipelined burst); a Close first flushes what was queued for that connection.
         """
         service = self.service
         outbox = service.outbox
+        commands: list[tuple[Any, ...]] = []
         if not outbox:
-            return
+            return commands
         service.outbox = []
-        conns = self.conns
         frames: dict[int, list[bytes]] = {}
         for item in outbox:
-            if isinstance(item, Send):
+            if type(item) is Send:
                 queued = frames.get(item.conn_id)
                 if queued is None:
                     frames[item.conn_id] = [item.frame]
                 else:
                     queued.append(item.frame)
-            elif isinstance(item, Propose):
+            elif type(item) is Propose:
                 txn = item.txn
                 txn.zxid = self.next_zxid
                 self.next_zxid += 1
                 self._batch.append((txn, item.token, txn.to_bytes()))
             else:
-                proto = conns.get(item.conn_id)
+                assert isinstance(item, Close)
                 queued = frames.pop(item.conn_id, None)
-                if proto is not None and proto.transport is not None:
-                    if queued:
-                        proto.transport.write(b"".join(queued))
-                    proto.transport.close()
+                if queued:
+                    commands.append((CMD_SEND, item.conn_id, b"".join(queued)))
+                commands.append((CMD_CLOSE, item.conn_id))
         for conn_id, queued in frames.items():
-            proto = conns.get(conn_id)
-            if proto is not None and proto.transport is not None:
-                proto.transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
+            commands.append((CMD_SEND, conn_id, queued[0] if len(queued) == 1
+                             else b"".join(queued)))
         if self._batch and not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
+        return commands
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
@@ -264,14 +256,15 @@ class ZkNode:
             self._flushing = False
 
     def drain_after_commit(self) -> None:
+        commands = self._outbox_commands()
         # a commit can free room in a paused connection's FIFO
-        self.drain()
-        limit = self.limits.outstanding_requests_per_connection_max
-        for proto in self.conns.values():
-            if proto.paused and self.service.outstanding(proto.conn_id) < limit // 2 + 1:
-                proto.paused = False
-                if proto.transport is not None:
-                    proto.transport.resume_reading()
+        if self.paused:
+            limit = self.limits.outstanding_requests_per_connection_max
+            for conn_id in list(self.paused):
+                if self.service.outstanding(conn_id) < limit // 2 + 1:
+                    self.paused.discard(conn_id)
+                    commands.append((CMD_RESUME, conn_id))
+        self._deliver(commands)
 
     def take_snapshot(self) -> None:
         """Snapshot the applied state and start a new log segment after it."""

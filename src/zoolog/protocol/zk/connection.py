@@ -47,7 +47,7 @@ from zoolog.protocol.zk._generated.jute_records import (
     SetWatches2,
     SyncRequest,
 )
-from zoolog.protocol.zk.opcodes import OpCode
+from zoolog.protocol.zk.opcodes import OP
 
 FOUR_LETTER_WORDS = frozenset(
     (
@@ -60,40 +60,40 @@ _FOUR_LETTER_INTS = {
 }
 
 REQUEST_RECORDS: dict[int, Any] = {
-    OpCode.create: CreateRequest,
-    OpCode.create2: CreateRequest,
-    OpCode.createContainer: CreateRequest,
-    OpCode.createTTL: CreateTTLRequest,
-    OpCode.delete: DeleteRequest,
-    OpCode.exists: ExistsRequest,
-    OpCode.getData: GetDataRequest,
-    OpCode.setData: SetDataRequest,
-    OpCode.getACL: GetACLRequest,
-    OpCode.setACL: SetACLRequest,
-    OpCode.getChildren: GetChildrenRequest,
-    OpCode.getChildren2: GetChildren2Request,
-    OpCode.sync: SyncRequest,
-    OpCode.check: CheckVersionRequest,
-    OpCode.reconfig: ReconfigRequest,
-    OpCode.checkWatches: CheckWatchesRequest,
-    OpCode.removeWatches: RemoveWatchesRequest,
-    OpCode.auth: AuthPacket,
-    OpCode.setWatches: SetWatches,
-    OpCode.setWatches2: SetWatches2,
-    OpCode.sasl: GetSASLRequest,
-    OpCode.getEphemerals: GetEphemeralsRequest,
-    OpCode.getAllChildrenNumber: GetAllChildrenNumberRequest,
-    OpCode.addWatch: AddWatchRequest,
-    OpCode.ping: None,
-    OpCode.closeSession: None,
-    OpCode.whoAmI: None,
+    OP.create: CreateRequest,
+    OP.create2: CreateRequest,
+    OP.createContainer: CreateRequest,
+    OP.createTTL: CreateTTLRequest,
+    OP.delete: DeleteRequest,
+    OP.exists: ExistsRequest,
+    OP.getData: GetDataRequest,
+    OP.setData: SetDataRequest,
+    OP.getACL: GetACLRequest,
+    OP.setACL: SetACLRequest,
+    OP.getChildren: GetChildrenRequest,
+    OP.getChildren2: GetChildren2Request,
+    OP.sync: SyncRequest,
+    OP.check: CheckVersionRequest,
+    OP.reconfig: ReconfigRequest,
+    OP.checkWatches: CheckWatchesRequest,
+    OP.removeWatches: RemoveWatchesRequest,
+    OP.auth: AuthPacket,
+    OP.setWatches: SetWatches,
+    OP.setWatches2: SetWatches2,
+    OP.sasl: GetSASLRequest,
+    OP.getEphemerals: GetEphemeralsRequest,
+    OP.getAllChildrenNumber: GetAllChildrenNumberRequest,
+    OP.addWatch: AddWatchRequest,
+    OP.ping: None,
+    OP.closeSession: None,
+    OP.whoAmI: None,
 }
 
 MULTI_WRITE_OPS = frozenset(
-    (OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL, OpCode.delete,
-     OpCode.setData, OpCode.check)
+    (OP.create, OP.create2, OP.createContainer, OP.createTTL, OP.delete,
+     OP.setData, OP.check)
 )
-MULTI_READ_OPS = frozenset((OpCode.getData, OpCode.getChildren))
+MULTI_READ_OPS = frozenset((OP.getData, OP.getChildren))
 
 _LEN = struct.Struct(">i")
 _HEADER = struct.Struct(">ii")
@@ -197,8 +197,8 @@ class ServerConnection:
         if len(frame) < 8:
             raise RemoteProtocolError(f"request frame of {len(frame)} bytes has no header")
         xid, op = _HEADER.unpack_from(frame, 0)
-        if op == OpCode.multi or op == OpCode.multiRead:
-            allowed = MULTI_WRITE_OPS if op == OpCode.multi else MULTI_READ_OPS
+        if op == OP.multi or op == OP.multiRead:
+            allowed = MULTI_WRITE_OPS if op == OP.multi else MULTI_READ_OPS
             return Request(xid, op, _decode_multi(frame, allowed))
         if op not in REQUEST_RECORDS:
             return UnknownOp(xid, op)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TypeVar, cast
 
 
 class OpCode(IntEnum):
@@ -83,3 +84,28 @@ class WatcherType(IntEnum):
     CHILDREN = 1
     DATA = 2
     ANY = 3
+
+
+E = TypeVar("E", bound=IntEnum)
+
+
+def plain_ints(enum_cls: type[E]) -> type[E]:
+    """The members of `enum_cls` as plain int class attributes, for the hot paths.
+
+    In CPython 3.11 reading `OpCode.create` costs about 100 ns (the enum metaclass's
+    `__getattr__` defeats the attribute cache) and comparing an int with a member another
+    40 ns; on this plain class the read costs about 15 ns and the comparison is an exact-int
+    one. The values are equal (`OP.create == OpCode.create`) but are plain ints, without
+    `.name`: code that needs a name converts back (`Code(value)`, as `ZkError` does). Typed as
+    the enum so that mypy checks member names."""
+    members = {name: int(member) for name, member in enum_cls.__members__.items()}
+    return cast("type[E]", type(f"{enum_cls.__name__}Ints", (), members))
+
+
+OP = plain_ints(OpCode)
+XID = plain_ints(Xid)
+EVENT = plain_ints(EventType)
+STATE = plain_ints(KeeperState)
+FLAG = plain_ints(CreateFlag)
+WATCH_MODE = plain_ints(WatchMode)
+WATCHER_TYPE = plain_ints(WatcherType)

@@ -1,0 +1,430 @@
+"""The client front of a coordination node: client sockets, framing and jute decoding.
+
+The front accepts client connections on the listening socket it is given, splits and decodes
+what clients send (`ServerConnection`), and hands the core (`ZkNode`) plain event tuples
+(`zoolog.protocol.zk.handoff`); it carries out the core's commands (send bytes, close, pause or
+resume reading). It holds no coordination state and decides nothing: sessions, ordering,
+replies and four-letter-word answers all come from the core. It enforces the two limits that
+belong to sockets: the frame size and the connections per client address.
+
+Two ways to run it, with the same `ClientFront` and the same hand-off tuples:
+- `InlineFront`: in the core's event loop, events handed over by a direct call (tests, and
+  `zoolog up --single-process`);
+- `ProcessFront`: in a child process (`python -m zoolog.server.zk_front`), so that socket work
+  and decoding run on another CPU core than the state machine. The core keeps the listening
+  socket and passes it down, so a front that dies is replaced without losing the port; a front
+  whose core dies exits (EOF on the link, and the kernel's parent-death signal).
+
+Between a `ProcessFront` and its child runs a `MessageLink`: a Unix socket pair carrying
+`u32 length | marshal(list of tuples)` messages, one per batch. marshal is only ever fed bytes
+from our own child or parent over that private socket pair.
+
+Flow control: the core pauses a client that has too many requests outstanding; the front
+pauses every client while its link to the core is backed up (the link's write buffer is over
+its high-water mark), so nothing grows without bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import marshal
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from zoolog.errors import RemoteProtocolError
+from zoolog.protocol.zk.connection import (
+    Connect,
+    FourLetterWord,
+    Request,
+    ServerConnection,
+    UnknownOp,
+)
+from zoolog.protocol.zk.handoff import (
+    CMD_CLOSE,
+    CMD_PAUSE,
+    CMD_RESUME,
+    CMD_SEND,
+    EV_CONNECT,
+    EV_FOUR_LETTER_WORD,
+    EV_LOST,
+    EV_OPEN,
+    EV_REQUEST,
+    EV_UNKNOWN,
+    plain_connect,
+    plain_request,
+)
+
+log = logging.getLogger("zoolog.zk.front")
+
+Events = list[tuple[Any, ...]]
+Sink = Callable[[Events], None]
+
+_LEN = struct.Struct(">I")
+LINK_MESSAGE_BYTES_MAX = 1 << 30
+"""A batch larger than this on the link is a bug on the other side: the link is closed."""
+
+
+class FrontConnection(asyncio.Protocol):
+    """One client connection: bytes in, hand-off events out."""
+
+    __slots__ = ("codec", "conn_id", "front", "paused_by_core", "peer", "registered",
+                 "transport")
+
+    def __init__(self, front: ClientFront) -> None:
+        self.front = front
+        self.codec = ServerConnection(front.frame_bytes_max)
+        self.conn_id = 0
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("", 0)
+        self.registered = False
+        self.paused_by_core = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.peer = (str(peer[0]), int(peer[1]))
+        self.front.connection_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            decoded = self.codec.receive_data(data)
+        except RemoteProtocolError as exc:
+            log.info("closing %s:%d: %s", self.peer[0], self.peer[1], exc)
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        conn_id = self.conn_id
+        events: Events = []
+        for event in decoded:
+            if type(event) is Request:
+                op = event.op
+                events.append((EV_REQUEST, conn_id, event.xid, op, plain_request(op, event.record)))
+            elif type(event) is Connect:
+                events.append((EV_CONNECT, conn_id, plain_connect(event.request),
+                               event.readonly_byte_present))
+            elif type(event) is UnknownOp:
+                events.append((EV_UNKNOWN, conn_id, event.xid, event.op))
+            elif type(event) is FourLetterWord:
+                events.append((EV_FOUR_LETTER_WORD, conn_id, event.word))
+        if events:
+            self.front.sink(events)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.front.connection_lost(self)
+
+
+class ClientFront:
+    """The client connections of one node and the core's commands for them."""
+
+    def __init__(self, sink: Sink, frame_bytes_max: int, connections_per_address_max: int) -> None:
+        self.sink = sink
+        self.frame_bytes_max = frame_bytes_max
+        self.connections_per_address_max = connections_per_address_max
+        self.conns: dict[int, FrontConnection] = {}
+        self.per_address: dict[str, int] = {}
+        self._next_conn_id = 1
+        self.link_paused = False
+        self._server: asyncio.Server | None = None
+
+    async def serve(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: FrontConnection(self), sock=listener)
+
+    def connection_made(self, conn: FrontConnection) -> None:
+        address = conn.peer[0]
+        limit = self.connections_per_address_max
+        if limit and self.per_address.get(address, 0) >= limit:
+            log.warning("too many connections from %s (max %d)", address, limit)
+            assert conn.transport is not None
+            conn.transport.abort()
+            return
+        self.per_address[address] = self.per_address.get(address, 0) + 1
+        conn.conn_id = self._next_conn_id
+        self._next_conn_id += 1
+        conn.registered = True
+        self.conns[conn.conn_id] = conn
+        if self.link_paused:
+            assert conn.transport is not None
+            conn.transport.pause_reading()
+        self.sink([(EV_OPEN, conn.conn_id, conn.peer[0], conn.peer[1])])
+
+    def connection_lost(self, conn: FrontConnection) -> None:
+        if not conn.registered or self.conns.pop(conn.conn_id, None) is None:
+            return
+        address = conn.peer[0]
+        remaining = self.per_address.get(address, 1) - 1
+        if remaining:
+            self.per_address[address] = remaining
+        else:
+            self.per_address.pop(address, None)
+        self.sink([(EV_LOST, conn.conn_id)])
+
+    def deliver(self, commands: Events) -> None:
+        """Carry out the core's commands, in order."""
+        conns = self.conns
+        for command in commands:
+            conn = conns.get(command[1])
+            if conn is None or conn.transport is None:
+                continue  # the client left meanwhile; its EV_LOST is on its way
+            kind = command[0]
+            if kind == CMD_SEND:
+                conn.transport.write(command[2])
+            elif kind == CMD_CLOSE:
+                conn.transport.close()
+            elif kind == CMD_PAUSE:
+                conn.paused_by_core = True
+                conn.transport.pause_reading()
+            elif kind == CMD_RESUME:
+                conn.paused_by_core = False
+                if not self.link_paused:
+                    conn.transport.resume_reading()
+
+    def pause_all(self) -> None:
+        """The link to the core is backed up: stop reading from every client."""
+        self.link_paused = True
+        for conn in self.conns.values():
+            if conn.transport is not None:
+                conn.transport.pause_reading()
+
+    def resume_all(self) -> None:
+        self.link_paused = False
+        for conn in self.conns.values():
+            if conn.transport is not None and not conn.paused_by_core:
+                conn.transport.resume_reading()
+
+    async def close(self) -> None:
+        """Stop accepting and drop every client."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.conns.values()):
+            if conn.transport is not None:
+                conn.transport.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+class InlineFront:
+    """A `ClientFront` in the core's own event loop: events go to the core by a direct call."""
+
+    def __init__(self, handle: Sink, listener: socket.socket, frame_bytes_max: int,
+                 connections_per_address_max: int) -> None:
+        self.listener = listener
+        self.front = ClientFront(handle, frame_bytes_max, connections_per_address_max)
+
+    async def start(self) -> None:
+        await self.front.serve(self.listener)
+
+    def deliver(self, commands: Events) -> None:
+        self.front.deliver(commands)
+
+    async def stop(self) -> None:
+        await self.front.close()
+
+
+class MessageLink(asyncio.Protocol):
+    """One end of the front <-> core socket pair: batches of tuples, marshalled."""
+
+    def __init__(self, on_message: Sink, on_lost: Callable[[], None],
+                 on_pause: Callable[[], None] | None = None,
+                 on_resume: Callable[[], None] | None = None) -> None:
+        self.on_message = on_message
+        self.on_lost = on_lost
+        self.on_pause = on_pause
+        self.on_resume = on_resume
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=8 << 20, low=1 << 20)
+
+    def send(self, items: Events) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        blob = marshal.dumps(items)
+        self.transport.write(_LEN.pack(len(blob)) + blob)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        pos = 0
+        end = len(buffer)
+        try:
+            while end - pos >= 4:
+                (length,) = _LEN.unpack_from(buffer, pos)
+                if length > LINK_MESSAGE_BYTES_MAX:
+                    raise RemoteProtocolError(f"link message of {length} bytes")
+                if end - pos - 4 < length:
+                    break
+                items = marshal.loads(memoryview(buffer)[pos + 4 : pos + 4 + length])
+                pos += 4 + length
+                self.on_message(items)
+        finally:
+            if pos:
+                del buffer[:pos]
+
+    def pause_writing(self) -> None:
+        if self.on_pause is not None:
+            self.on_pause()
+
+    def resume_writing(self) -> None:
+        if self.on_resume is not None:
+            self.on_resume()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.on_lost()
+
+
+class ProcessFront:
+    """A `ClientFront` in a child process, reached over a `MessageLink`.
+
+    If the child dies, every client connection it held is reported lost to the core (sessions
+    live on, clients reconnect) and a new child takes over the same listening socket.
+    """
+
+    def __init__(self, handle: Sink, on_front_lost: Callable[[], None],
+                 listener: socket.socket, frame_bytes_max: int,
+                 connections_per_address_max: int) -> None:
+        self.handle = handle
+        self.on_front_lost = on_front_lost
+        self.listener = listener
+        self.frame_bytes_max = frame_bytes_max
+        self.connections_per_address_max = connections_per_address_max
+        self.process: subprocess.Popen[bytes] | None = None
+        self.link: MessageLink | None = None
+        self.restarts = 0
+        self._stopping = False
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "zoolog.server.zk_front",
+                 "--listen-fd", str(self.listener.fileno()), "--link-fd", str(theirs.fileno()),
+                 "--frame-bytes-max", str(self.frame_bytes_max),
+                 "--connections-per-address-max", str(self.connections_per_address_max),
+                 "--log-level", logging.getLevelName(logging.getLogger().getEffectiveLevel())],
+                pass_fds=(self.listener.fileno(), theirs.fileno()),
+            )
+        finally:
+            theirs.close()
+        link = MessageLink(self.handle, self._link_lost)
+        # the core stops reading new requests while the front does not take its replies
+        link.on_pause = lambda: link.transport.pause_reading() if link.transport else None
+        link.on_resume = lambda: link.transport.resume_reading() if link.transport else None
+        await loop.create_unix_connection(lambda: link, sock=ours)
+        self.link = link
+
+    def deliver(self, commands: Events) -> None:
+        if self.link is not None:
+            self.link.send(commands)
+
+    def _link_lost(self) -> None:
+        self.link = None
+        if self._stopping:
+            return
+        process = self.process
+        code = process.poll() if process is not None else None
+        log.error("the client front process exited (%s); starting a new one",
+                  f"exit code {code}" if code is not None else "link closed")
+        if process is not None and code is None:
+            process.kill()
+        self.restarts += 1
+        self.on_front_lost()
+        asyncio.get_running_loop().create_task(self.start())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.link is not None and self.link.transport is not None:
+            self.link.transport.close()
+        process = self.process
+        if process is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.run_in_executor(None, process.wait), 10)
+        except TimeoutError:
+            process.kill()
+            await loop.run_in_executor(None, process.wait)
+
+
+# ---------------------------------------------------------------------- the child process
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)
+
+
+async def _serve_front(listen_fd: int, link_fd: int, frame_bytes_max: int,
+                       connections_per_address_max: int) -> None:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    pending: Events = []
+
+    def core_gone() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    link = MessageLink(lambda commands: front.deliver(commands), core_gone)
+
+    def flush() -> None:
+        batch = pending[:]
+        pending.clear()
+        link.send(batch)
+
+    def sink(events: Events) -> None:
+        # one message per event-loop pass: every client read in this pass goes in one batch
+        if not pending:
+            loop.call_soon(flush)
+        pending.extend(events)
+
+    front = ClientFront(sink, frame_bytes_max, connections_per_address_max)
+    link.on_pause = front.pause_all
+    link.on_resume = front.resume_all
+    await loop.create_unix_connection(lambda: link, sock=socket.socket(fileno=link_fd))
+    await front.serve(socket.socket(fileno=listen_fd))
+    await done
+    await front.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zoolog.server.zk_front",
+                                     description="zoolog's client front process (started by "
+                                                 "the coordination node, not by hand)")
+    parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--link-fd", type=int, required=True)
+    parser.add_argument("--frame-bytes-max", type=int, required=True)
+    parser.add_argument("--connections-per-address-max", type=int, required=True)
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from zoolog.server.process import tune_gc_for_serving
+
+    tune_gc_for_serving()
+    asyncio.run(_serve_front(args.listen_fd, args.link_fd, args.frame_bytes_max,
+                             args.connections_per_address_max))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""The client front in its own process: it may die and be replaced, and it never outlives
+its core."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from kazoo.client import KazooClient
+
+from zoolog.server.zk_front import ProcessFront
+from zoolog.testing import ZkServerThread, wait_until
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return not any(line.startswith("State:\tZ") for line in status)
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_front_is_replaced_and_sessions_survive(tmp_path: Path) -> None:
+    with ZkServerThread(tmp_path, client_front_process=True) as server:
+        client = KazooClient(hosts=server.connect_string, timeout=10)
+        client.start(timeout=10)
+        try:
+            client.create("/worker", b"alive", ephemeral=True)
+            session_id = client.client_id[0]
+            front = server.call(lambda: server.node.front)
+            assert isinstance(front, ProcessFront) and front.process is not None
+            first_pid = front.process.pid
+            os.kill(first_pid, signal.SIGKILL)
+            wait_until(lambda: server.call(lambda: front.restarts) == 1, 10, "a new front")
+            wait_until(lambda: client.connected and client.exists("/worker") is not None, 20,
+                       "the client back on the new front")
+            assert front.process.pid != first_pid
+            assert client.client_id[0] == session_id  # the same session, its ephemeral kept
+            client.set("/worker", b"still")
+            assert client.get("/worker")[0] == b"still"
+        finally:
+            client.stop()
+            client.close()
+
+
+def test_the_front_dies_with_its_core_and_frees_the_port(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "zoolog", "up", "--data-dir", str(tmp_path), "--port",
+               str(port), "--log-level", "WARNING"]
+    core = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert core.stdout is not None
+    assert "listening on" in core.stdout.readline().decode()
+    client = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10)
+    client.start(timeout=10)
+    client.create("/kept", b"v")
+    client.stop()
+    client.close()
+    children = Path(f"/proc/{core.pid}/task/{core.pid}/children").read_text().split()
+    assert len(children) == 1, children  # the front
+    front_pid = int(children[0])
+    core.kill()
+    core.wait(10)
+    wait_until(lambda: not _alive(front_pid), 10, "the front to exit after its core")
+    again = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert again.stdout is not None
+        assert "listening on" in again.stdout.readline().decode()  # the port was free
+        client = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10)
+        client.start(timeout=10)
+        assert client.get("/kept")[0] == b"v"
+        client.stop()
+        client.close()
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.wait(30)
