@@ -78,12 +78,35 @@ def require(acls: Sequence[ACL], perm: int, identities: Iterable[Identity]) -> N
         raise ZkError(ERR.NOAUTH, "insufficient permissions")
 
 
-def fixup(acls: Sequence[ACL] | None, identities: Iterable[Identity]) -> list[ACL]:
+_FIXED: dict[tuple[int, tuple[Identity, ...]], tuple[Sequence[ACL], list[ACL]]] = {}
+FIXED_ACLS_MAX = 4096
+
+
+def fixup(acls: Sequence[ACL] | None, identities: tuple[Identity, ...]) -> list[ACL]:
     """Validate a client-supplied ACL list and expand `auth` entries (ZooKeeper's fixupACL).
 
     Empty lists, unknown schemes, malformed ids and `auth` entries on a session with no
     authenticated identity are INVALIDACL.
+
+    ACL lists are values (never mutated once built), and clients send the same few with every
+    create (the hand-off makes equal ones one object): the result is remembered per input list
+    object and identities, the entry holding the input so that its id stays its own. The
+    result is shared by every node created with it; it must not be mutated either.
     """
+    if acls is None:
+        return _fixup(acls, identities)
+    key = (id(acls), identities)
+    known = _FIXED.get(key)
+    if known is not None and known[0] is acls:
+        return known[1]
+    fixed = _fixup(acls, identities)
+    if len(_FIXED) >= FIXED_ACLS_MAX:
+        _FIXED.clear()
+    _FIXED[key] = (acls, fixed)
+    return fixed
+
+
+def _fixup(acls: Sequence[ACL] | None, identities: tuple[Identity, ...]) -> list[ACL]:
     if not acls:
         raise ZkError(ERR.INVALIDACL, "ACL list must not be empty")
     authed = [i for i in identities if i[0] not in ("ip", "super")]

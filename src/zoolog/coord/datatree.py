@@ -356,7 +356,8 @@ class CoordState:
             owner = txn.session_id
         else:
             owner = 0
-        node = Node(record.data, list(record.acl or ()), txn.zxid, txn.time_ms, owner)
+        acl = record.acl if record.acl is not None else []  # a value, shared (acl.fixup)
+        node = Node(record.data, acl, txn.zxid, txn.time_ms, owner)
         name = name_of(path)
         old_cversion, old_pzxid = parent.cversion, parent.pzxid
         self.nodes[path] = node

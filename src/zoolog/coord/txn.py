@@ -21,6 +21,7 @@ from typing import Any, Union
 
 from zoolog.errors import JuteDecodeError
 from zoolog.protocol.zk._generated.jute_records import (
+    ACL,
     CheckVersionRequest,
     CreateRequest,
     CreateSessionTxn,
@@ -31,6 +32,8 @@ from zoolog.protocol.zk._generated.jute_records import (
     SetACLRequest,
     SetDataRequest,
     TxnHeader,
+    _write_buffer,
+    _write_ustring,
 )
 from zoolog.protocol.zk.opcodes import OP
 
@@ -93,6 +96,33 @@ def _identities_bytes(identities: tuple[tuple[str, str], ...]) -> bytes:
     return encoded
 
 
+_ACL_VECTORS: dict[int, tuple[list[ACL] | None, bytes]] = {}
+ACL_VECTORS_MAX = 4096
+
+
+def _acl_vector_bytes(acl: list[ACL] | None) -> bytes:
+    """The jute `vector<ACL>` of a (shared, never mutated: see `acl.fixup`) ACL list, encoded
+    once per list object; the entry holds the list so that its id stays its own."""
+    known = _ACL_VECTORS.get(id(acl))
+    if known is not None and known[0] is acl:
+        return known[1]
+    out = bytearray()
+    CreateRequest("", None, acl, 0).write(out)
+    encoded = bytes(out[8:-4])  # between the empty path and null data, and the flags
+    if len(_ACL_VECTORS) >= ACL_VECTORS_MAX:
+        _ACL_VECTORS.clear()
+    _ACL_VECTORS[id(acl)] = (acl, encoded)
+    return encoded
+
+
+def _write_create(out: bytearray, record: CreateRequest) -> None:
+    """`CreateRequest.write`, with the ACL vector from `_acl_vector_bytes` (the hot write)."""
+    _write_ustring(out, record.path)
+    _write_buffer(out, record.data)
+    out += _acl_vector_bytes(record.acl)
+    out += _INT.pack(record.flags)
+
+
 @dataclass(slots=True)
 class MultiBody:
     ops: list[tuple[int, SubOp]] = field(default_factory=list)
@@ -114,7 +144,9 @@ class Txn:
         )
         out += _identities_bytes(self.identities)
         body = self.body
-        if isinstance(body, MultiBody):
+        if type(body) is CreateRequest:
+            _write_create(out, body)
+        elif isinstance(body, MultiBody):
             out += _INT.pack(len(body.ops))
             for op, record in body.ops:
                 out += _INT.pack(op)

@@ -237,20 +237,38 @@ class ZkNode:
         return commands
 
     async def _flush(self) -> None:
+        """Group commit, pipelined: while one batch is applied and answered, the next one is
+        already being written and fsynced. Each txn is still on disk before it is applied, and
+        batches are applied in log order. A snapshot waits until no write is in flight (it
+        starts a new log segment)."""
         loop = asyncio.get_running_loop()
+        storage = self.storage
+        service = self.service
+        writing: asyncio.Future[None] | None = None
+        batch: list[tuple[Txn, int, bytes]] = []
         try:
-            while self._batch:
-                batch, self._batch = self._batch, []
-                await loop.run_in_executor(
-                    None, self.storage.append_batch, [payload for _, _, payload in batch]
-                )
+            while True:
+                if writing is None:
+                    if not self._batch:
+                        break
+                    batch, self._batch = self._batch, []
+                    writing = loop.run_in_executor(
+                        None, storage.append_batch, [payload for _, _, payload in batch]
+                    )
+                await writing
+                durable, writing = batch, None
+                self.txns_since_snapshot += len(durable)
+                snapshot_due = self.txns_since_snapshot >= self.config.snap_count
+                if self._batch and not snapshot_due:
+                    batch, self._batch = self._batch, []
+                    writing = loop.run_in_executor(
+                        None, storage.append_batch, [payload for _, _, payload in batch]
+                    )
                 now = wall_ms()
-                service = self.service
-                for txn, token, _ in batch:
+                for txn, token, _ in durable:
                     service.committed(txn, token, now)
-                self.txns_since_snapshot += len(batch)
                 self.drain_after_commit()
-                if self.txns_since_snapshot >= self.config.snap_count:
+                if snapshot_due:
                     self.take_snapshot()
         finally:
             self._flushing = False

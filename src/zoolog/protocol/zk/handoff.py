@@ -62,10 +62,24 @@ def _acls_to_plain(acl: list[ACL] | None) -> list[tuple[int, str | None, str | N
     return [(entry.perms, entry.id.scheme, entry.id.id) for entry in acl]
 
 
+_INTERNED_ACLS: dict[tuple[tuple[int, str | None, str | None], ...], list[ACL]] = {}
+INTERNED_ACLS_MAX = 4096
+
+
 def _acls_from_plain(rows: list[tuple[int, str | None, str | None]] | None) -> list[ACL] | None:
+    """Equal ACL lists come back as one list object: clients send the same few ACLs with every
+    create, and the core remembers work done per list (fixup, encoding). ACL lists are values
+    in zoolog: nothing mutates one after it is built."""
     if rows is None:
         return None
-    return [ACL(perms, Id(scheme, ident)) for perms, scheme, ident in rows]
+    key = tuple(rows)
+    acl = _INTERNED_ACLS.get(key)
+    if acl is None:
+        acl = [ACL(perms, Id(scheme, ident)) for perms, scheme, ident in rows]
+        if len(_INTERNED_ACLS) >= INTERNED_ACLS_MAX:
+            _INTERNED_ACLS.clear()
+        _INTERNED_ACLS[key] = acl
+    return acl
 
 
 def _converters(cls: type) -> tuple[Callable[[Any], tuple[Any, ...]], Callable[[Any], Any]]:
