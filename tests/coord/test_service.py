@@ -1,10 +1,10 @@
-"""CoordService without sockets: ordering guarantees as values in the outbox."""
+"""CoordService without sockets: ordering guarantees as values in its output."""
 
 from __future__ import annotations
 
 from zoolog.coord.acl import OPEN_ACL_UNSAFE
 from zoolog.coord.datatree import CoordState
-from zoolog.coord.service import Close, CoordService, Propose, Send, ServiceConfig
+from zoolog.coord.service import CoordService, Proposal, ServiceConfig
 from zoolog.protocol.zk._generated.jute_records import (
     ConnectRequest,
     CreateRequest,
@@ -17,32 +17,38 @@ from zoolog.protocol.zk.opcodes import OpCode
 NOW = 1_000_000
 
 
+def frame_xids(data: bytes) -> list[int]:
+    """The reply xids of the whole frames in `data`, in order."""
+    xids, pos = [], 0
+    while pos < len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        xids.append(ReplyHeader.read(data, pos + 4)[0].xid)
+        pos += 4 + length
+    return xids
+
+
 class Harness:
     def __init__(self) -> None:
         self.service = CoordService(CoordState(), ServiceConfig(), NOW)
         self.zxid = 0
-        self.proposals: list[Propose] = []
+        self.proposals: list[Proposal] = []
         self.sent: list[tuple[int, int]] = []  # (conn, xid) in send order
 
     def pump(self, commit: bool = True) -> None:
-        outbox, self.service.outbox = self.service.outbox, []
-        for item in outbox:
-            if isinstance(item, Propose):
-                self.zxid += 1
-                item.txn.zxid = self.zxid
-                self.proposals.append(item)
-            elif isinstance(item, Send):
-                header, _ = ReplyHeader.read(item.frame, 4)
-                self.sent.append((item.conn_id, header.xid))
-            else:
-                assert isinstance(item, Close)
+        output = self.service.take_output()
+        for proposal in output.proposals:
+            self.zxid += 1
+            proposal[0].zxid = self.zxid
+            self.proposals.append(proposal)
+        for conn_id, data in output.sends:
+            self.sent.extend((conn_id, xid) for xid in frame_xids(data))
         if commit:
             self.commit_all()
 
     def commit_all(self) -> None:
         while self.proposals:
-            proposal = self.proposals.pop(0)
-            self.service.committed(proposal.txn, proposal.token, NOW)
+            txn, conn_id, pending = self.proposals.pop(0)
+            self.service.committed(txn, conn_id, pending, NOW)
             self.pump(commit=False)
 
     def session(self, conn: int) -> None:
@@ -90,6 +96,5 @@ def test_reads_of_other_connections_do_not_see_unsynced_writes() -> None:
                       NOW)
     h.pump(commit=False)
     h.service.request(2, 1, OpCode.getData, GetDataRequest("/u", False), NOW)
-    outbox = h.service.outbox
-    [reply] = [item for item in outbox if isinstance(item, Send) and item.conn_id == 2]
-    assert ReplyHeader.read(reply.frame, 4)[0].err == -101  # not visible until durable
+    [reply] = [data for conn_id, data in h.service.take_output().sends if conn_id == 2]
+    assert ReplyHeader.read(reply, 4)[0].err == -101  # not visible until durable

@@ -55,6 +55,7 @@ SPECIAL_PATHS = frozenset(("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/co
 
 _STAT = struct.Struct(">qqqqiiiqiiq")
 _INT32_MIN = -(1 << 31)
+_INT32_MAX = (1 << 31) - 1
 _INT32_SPAN = 1 << 32
 
 
@@ -115,13 +116,16 @@ class Node:
         owner = self.ephemeral_owner
         num_children = len(self.children)
         data = self.data
+        cversion = 2 * self.cversion - num_children
+        if not _INT32_MIN <= cversion <= _INT32_MAX:
+            cversion = _int32(cversion)
         return _STAT.pack(
             self.czxid,
             self.mzxid,
             self.ctime,
             self.mtime,
             self.version,
-            _int32(2 * self.cversion - num_children),
+            cversion,
             self.aversion,
             owner if owner > 0 else 0,
             len(data) if data is not None else 0,
@@ -249,10 +253,19 @@ class CoordState:
 
     def apply(self, txn: Txn) -> ApplyResult:
         """Apply one txn: the only mutation of the state. Deterministic."""
-        if txn.zxid <= self.last_zxid:
-            raise AssertionError(f"zxid {txn.zxid:#x} applied after {self.last_zxid:#x}")
-        self.last_zxid = txn.zxid
+        zxid = txn.zxid
+        if zxid <= self.last_zxid:
+            raise AssertionError(f"zxid {zxid:#x} applied after {self.last_zxid:#x}")
+        self.last_zxid = zxid
         op = txn.op
+        handler = self._apply_op.get(op)
+        if handler is not None:  # a write on the tree
+            if txn.session_id not in self.sessions and op != OP.deleteContainer:
+                return ApplyResult(ERR.SESSIONEXPIRED)
+            try:
+                return handler(txn, op, txn.body, None)
+            except ZkError as err:
+                return ApplyResult(err.code)
         if op == OP.createSession:
             return self._apply_create_session(txn)
         if op == OP.closeSession:
@@ -261,18 +274,12 @@ class CoordState:
             body = txn.body
             assert isinstance(body, ErrorResponse)
             return ApplyResult(body.err)
-        if op not in (OP.deleteContainer,) and txn.session_id not in self.sessions:
-            return ApplyResult(ERR.SESSIONEXPIRED)
         if op == OP.multi:
+            if txn.session_id not in self.sessions:
+                return ApplyResult(ERR.SESSIONEXPIRED)
             assert isinstance(txn.body, MultiBody)
             return self._apply_multi(txn, txn.body)
-        handler = self._apply_op.get(op)
-        if handler is None:
-            raise AssertionError(f"txn with op {op} cannot be applied")
-        try:
-            return handler(txn, op, txn.body, None)
-        except ZkError as err:
-            return ApplyResult(err.code)
+        raise AssertionError(f"txn with op {op} cannot be applied")
 
     def _apply_create_session(self, txn: Txn) -> ApplyResult:
         body = txn.body
@@ -461,11 +468,14 @@ class CoordState:
     def _apply_set_data(
         self, txn: Txn, op: int, record: object, undo: Undo | None
     ) -> ApplyResult:
-        assert isinstance(record, SetDataRequest)
+        assert type(record) is SetDataRequest
         path = record.path or ""
-        node = self.existing(path)
+        node = self.nodes.get(path)
+        if node is None:
+            node = self.existing(path)  # raises the right error
         acls.require(node.acl, acls.WRITE, txn.identities)
-        if record.version != -1 and record.version != node.version:
+        version = record.version
+        if version != -1 and version != node.version:
             raise ZkError(ERR.BADVERSION, path)
         if undo is not None:
             saved = (node.data, node.version, node.mzxid, node.mtime)
@@ -475,7 +485,8 @@ class CoordState:
 
             undo.append(restore)
         node.data = record.data
-        node.version = _int32(node.version + 1)
+        version = node.version
+        node.version = version + 1 if version != _INT32_MAX else _INT32_MIN
         node.mzxid = txn.zxid
         node.mtime = txn.time_ms
         # the reply body (a SetDataResponse) is just the Stat: pack it once

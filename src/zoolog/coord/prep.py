@@ -16,7 +16,7 @@ from zoolog.coord import acl as acls
 from zoolog.coord.datatree import SPECIAL_PATHS, TTL_MS_MAX
 from zoolog.coord.errors import ERR, Code, ZkError
 from zoolog.coord.paths import validate_path
-from zoolog.coord.txn import MultiBody, Txn
+from zoolog.coord.txn import MultiBody
 from zoolog.limits import Limits
 from zoolog.protocol.zk._generated.jute_records import (
     CheckVersionRequest,
@@ -41,12 +41,11 @@ _CREATE_FLAGS = frozenset(int(flag) for flag in CreateFlag)
 
 @dataclass(slots=True)
 class PrepContext:
-    """Who sends a write, and under which limits. Read-only once built (not frozen: a frozen
-    dataclass's __init__ costs a microsecond on every write)."""
+    """Who sends writes, and under which limits: one per connection, rebuilt when its session
+    or identities change. Read-only once built (not frozen: a frozen dataclass's __init__
+    costs a microsecond)."""
 
     session_id: int
-    cxid: int
-    time_ms: int
     identities: tuple[tuple[str, str], ...]
     limits: Limits
     extended_types_enabled: bool
@@ -60,8 +59,9 @@ class MultiPrepError(ZkError):
         self.index = index
 
 
-def prep_write(op: int, record: Any, ctx: PrepContext) -> Txn:
-    """Validate a write and build its txn (zxid 0: the log stamps it). Raises ZkError."""
+def prep_write(op: int, record: Any, ctx: PrepContext) -> Any:
+    """Validate a write and return its txn body (the record to log and apply). Raises
+    ZkError."""
     if op == OP.multi:
         if isinstance(record, MisplacedOp):
             raise ZkError(ERR.MARSHALLINGERROR, f"op {record.op} is not allowed in a multi")
@@ -73,10 +73,8 @@ def prep_write(op: int, record: Any, ctx: PrepContext) -> Txn:
                 ops.append((sub_op, _prep_one(sub_op, sub_record, ctx)))
             except ZkError as err:
                 raise MultiPrepError(index, err.code, err.detail) from err
-        body: Any = MultiBody(ops)
-    else:
-        body = _prep_one(op, record, ctx)
-    return Txn(ctx.session_id, ctx.cxid, 0, ctx.time_ms, op, ctx.identities, body)
+        return MultiBody(ops)
+    return _prep_one(op, record, ctx)
 
 
 def _check_data(data: bytes | None, limits: Limits) -> None:

@@ -2,11 +2,13 @@
 
 Owns the per-connection state (session, identities, the FIFO of requests in flight), the watch
 manager and the session tracker, and drives `CoordState`. The runtime (`zoolog.server`) feeds it
-decoded events and the current time and carries out what it puts in `outbox`:
+decoded events and the current time, then collects what the service asks for with
+`take_output()`:
 
-    Send(conn_id, frame)   write the frame to that connection
-    Close(conn_id)         close that connection once what was sent before is flushed
-    Propose(txn, token)    log (and replicate) the txn, then call `committed(txn, token, now)`
+    sends       (conn_id, frames): write these bytes (whole frames, in order) to that connection
+    closes      (conn_id, reason): close that connection once its frames are written
+    proposals   (txn, conn_id, pending): log (and replicate) the txn, then, in log order, call
+                `committed(txn, conn_id, pending, now)` with the rest of the proposal as given
 
 Ordering guarantees (ZooKeeper's): replies leave each connection in request order, a read waits
 for the writes its connection sent before it, and a watch event is sent before the reply of the
@@ -20,7 +22,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from zoolog.coord import acl as acls
 from zoolog.coord.datatree import (
@@ -101,25 +103,25 @@ class ServiceConfig:
         return self.max_session_timeout_ms or 20 * self.tick_ms
 
 
-@dataclass(slots=True)
-class Send:
-    conn_id: int
-    frame: bytes
+Proposal = tuple[Txn, int | None, "Pending | None"]
+"""A txn to log, with the connection and FIFO entry waiting for it (None for the server's own
+txns, such as session expiry)."""
 
 
-@dataclass(slots=True)
-class Close:
-    conn_id: int
-    reason: str
+class Output(NamedTuple):
+    sends: list[tuple[int, bytes]]
+    closes: list[tuple[int, str]]
+    proposals: list[Proposal]
 
 
-@dataclass(slots=True)
-class Propose:
-    txn: Txn
-    token: int
+def _add_latency(target: ConnState | ServiceStats, latency_ms: int) -> None:
+    if latency_ms < target.latency_min_ms or target.latency_count == 0:
+        target.latency_min_ms = latency_ms
+    if latency_ms > target.latency_max_ms:
+        target.latency_max_ms = latency_ms
+    target.latency_total_ms += latency_ms
+    target.latency_count += 1
 
-
-Output = Send | Close | Propose
 
 # states of a request in a connection's FIFO
 _READ, _WRITE, _READY = 0, 1, 2
@@ -156,12 +158,15 @@ class ConnState:
         "latency_max_ms",
         "latency_min_ms",
         "latency_total_ms",
+        "out",
         "peer",
         "pending",
+        "prep_context",
         "received",
         "sent",
         "session_id",
         "timeout_ms",
+        "touched_ms",
         "with_readonly_byte",
     )
 
@@ -173,6 +178,9 @@ class ConnState:
         self.identities: list[tuple[str, str]] = [("ip", peer[0])]
         self.identity_tuple = tuple(self.identities)  # kept equal to `identities`
         self.pending: deque[Pending] = deque()
+        self.out: list[bytes] = []  # frames not yet taken by the runtime
+        self.prep_context: PrepContext | None = None
+        self.touched_ms = -1  # when the session's deadline was last pushed back
         self.close_after_flush = False
         self.with_readonly_byte = True
         self.established_ms = now_ms
@@ -208,11 +216,12 @@ class CoordService:
         self.tracker = SessionTracker(config.tick_ms)
         self.conns: dict[int, ConnState] = {}
         self.by_session: dict[int, set[int]] = {}
-        self.outbox: list[Output] = []
+        self.proposals: list[Proposal] = []
+        self._dirty: list[ConnState] = []  # connections with frames in `out`
+        self._closes: list[tuple[int, str]] = []
         self.stats = ServiceStats()
         self._next_session_id = initial_session_id(config.server_id, now_ms)
-        self._next_token = 1
-        self._awaiting: dict[int, tuple[int, Pending | None]] = {}
+        self._sessions_in_flight = 0  # createSession txns proposed, not yet committed
         self._children_cache: dict[str, tuple[Node, int, int, bytes]] = {}
         self._closing_sessions: set[int] = set()
         for session in state.sessions.values():
@@ -267,15 +276,13 @@ class CoordService:
         self.stats.packets_received += 1
         conn.received += 1
         if request.lastZxidSeen > self.state.last_zxid:
-            self.outbox.append(
-                Close(conn_id, f"client has seen zxid {request.lastZxidSeen:#x}, "
-                               f"newer than our {self.state.last_zxid:#x}")
-            )
+            self._close(conn_id, f"client has seen zxid {request.lastZxidSeen:#x}, "
+                                 f"newer than our {self.state.last_zxid:#x}")
             return
         timeout = min(max(request.timeOut, self.config.min_timeout_ms), self.config.max_timeout_ms)
         conn.timeout_ms = timeout
         if request.sessionId == 0:
-            if len(self.state.sessions) + len(self._awaiting) >= self.limits.sessions_max:
+            if len(self.state.sessions) + self._sessions_in_flight >= self.limits.sessions_max:
                 self._refuse_session(conn)
                 return
             session_id = self._next_session_id
@@ -285,12 +292,13 @@ class CoordService:
             conn.pending.append(pending)
             txn = Txn(session_id, 0, 0, now_ms, OP.createSession, (),
                       CreateSessionTxn(timeout))
-            self._propose(txn, conn_id, pending)
+            self._sessions_in_flight += 1
+            self.proposals.append((txn, conn_id, pending))
             return
         session_id = request.sessionId
         for other in list(self.by_session.get(session_id, ())):
             if other != conn_id:
-                self.outbox.append(Close(other, "session reconnected on another connection"))
+                self._close(other, "session reconnected on another connection")
                 self.lost(other)
         session = self.state.sessions.get(session_id)
         if (
@@ -315,7 +323,7 @@ class CoordService:
     def _refuse_session(self, conn: ConnState) -> None:
         response = ConnectResponse(0, 0, 0, _NO_PASSWORD, False)
         self._send(conn, encode_connect_response(response, conn.with_readonly_byte))
-        self.outbox.append(Close(conn.conn_id, "session expired or unknown"))
+        self._close(conn.conn_id, "session expired or unknown")
         conn.close_after_flush = True
 
     # ------------------------------------------------------------------ requests
@@ -327,7 +335,8 @@ class CoordService:
         self.stats.packets_received += 1
         if conn.close_after_flush:
             return
-        if conn.session_id:
+        if conn.session_id and conn.touched_ms != now_ms:  # once per batch is enough
+            conn.touched_ms = now_ms
             self.tracker.touch(conn.session_id, now_ms)
         if xid != XID.PING and op != OP.auth:
             conn.last_cxid = xid
@@ -338,8 +347,9 @@ class CoordService:
             pending = Pending(xid, op, None, _WRITE, now_ms)
             conn.pending.append(pending)
             self._closing_sessions.add(conn.session_id)
-            self._propose(Txn(conn.session_id, xid, 0, now_ms, OP.closeSession), conn_id,
-                          pending)
+            self.proposals.append(
+                (Txn(conn.session_id, xid, 0, now_ms, OP.closeSession), conn_id, pending)
+            )
         elif op == OP.auth:
             self._auth(conn, record)
         elif op == OP.sasl:
@@ -364,18 +374,22 @@ class CoordService:
     def _write(self, conn: ConnState, xid: int, op: int, record: Any, now_ms: int) -> None:
         pending = Pending(xid, op, record, _WRITE, now_ms)
         conn.pending.append(pending)
-        ctx = PrepContext(conn.session_id, xid, now_ms, self._identities(conn), self.limits,
-                          self.config.extended_types_enabled)
+        ctx = conn.prep_context
+        if ctx is None or ctx.session_id != conn.session_id or (
+            ctx.identities is not conn.identity_tuple
+        ):
+            ctx = conn.prep_context = PrepContext(
+                conn.session_id, conn.identity_tuple, self.limits,
+                self.config.extended_types_enabled,
+            )
         try:
-            txn = prep_write(op, record, ctx)
+            txn = Txn(conn.session_id, xid, 0, now_ms, op, ctx.identities,
+                      prep_write(op, record, ctx))
         except ZkError as err:
             if isinstance(err, MultiPrepError):
                 pending.multi_fail = (err.index, err.code)
             txn = Txn(conn.session_id, xid, 0, now_ms, OP.error, (), ErrorResponse(err.code))
-        self._propose(txn, conn.conn_id, pending)
-
-    def _identities(self, conn: ConnState) -> tuple[tuple[str, str], ...]:
-        return conn.identity_tuple
+        self.proposals.append((txn, conn.conn_id, pending))
 
     def _auth(self, conn: ConnState, record: Any) -> None:
         scheme = record.scheme or ""
@@ -397,12 +411,21 @@ class CoordService:
         conn.pending.append(pending)
         self._flush(conn, 0)
 
-    def _propose(self, txn: Txn, conn_id: int | None, pending: Pending | None) -> None:
-        token = self._next_token
-        self._next_token += 1
-        if conn_id is not None:
-            self._awaiting[token] = (conn_id, pending)
-        self.outbox.append(Propose(txn, token))
+    def _close(self, conn_id: int, reason: str) -> None:
+        self._closes.append((conn_id, reason))
+
+    def take_output(self) -> Output:
+        """What the service asked for since the last call (see the module docstring)."""
+        sends = []
+        for conn in self._dirty:
+            out = conn.out
+            sends.append((conn.conn_id, out[0] if len(out) == 1 else b"".join(out)))
+            conn.out = []
+        self._dirty = []
+        output = Output(sends, self._closes, self.proposals)
+        self._closes = []
+        self.proposals = []
+        return output
 
     # ------------------------------------------------------------------ time
 
@@ -412,7 +435,7 @@ class CoordService:
             if session_id in self._closing_sessions or session_id not in self.state.sessions:
                 continue
             self._closing_sessions.add(session_id)
-            self._propose(Txn(session_id, 0, 0, now_ms, OP.closeSession), None, None)
+            self.proposals.append((Txn(session_id, 0, 0, now_ms, OP.closeSession), None, None))
 
     def expirable_nodes(self, now_ms: int) -> list[str]:
         """Empty containers that once had children and expired TTL nodes (ContainerManager)."""
@@ -429,17 +452,22 @@ class CoordService:
         return out
 
     def propose_internal(self, txn: Txn) -> None:
-        self._propose(txn, None, None)
+        self.proposals.append((txn, None, None))
 
     # ------------------------------------------------------------------ commit
 
-    def committed(self, txn: Txn, token: int | None, now_ms: int) -> None:
-        """`txn` is durable (and, in a cluster, committed): apply it and answer."""
+    def committed(self, txn: Txn, conn_id: int | None, pending: Pending | None,
+                  now_ms: int) -> None:
+        """`txn` is durable (and, in a cluster, committed): apply it and answer. `conn_id` and
+        `pending` are those of its proposal."""
         result = self.state.apply(txn)
         op = txn.op
-        if op == OP.createSession and result.err == ERR.OK:
-            self.tracker.add(txn.session_id, self.state.sessions[txn.session_id].timeout_ms,
-                             now_ms)
+        if op == OP.createSession:
+            if conn_id is not None:
+                self._sessions_in_flight -= 1
+            if result.err == ERR.OK:
+                self.tracker.add(txn.session_id,
+                                 self.state.sessions[txn.session_id].timeout_ms, now_ms)
         elif op == OP.closeSession:
             self.tracker.remove(txn.session_id)
             self._closing_sessions.discard(txn.session_id)
@@ -451,18 +479,16 @@ class CoordService:
                     conn = self.conns.get(watcher)
                     if conn is not None:
                         self._send(conn, frame)
-        waiter = self._awaiting.pop(token, None) if token is not None else None
-        if waiter is not None:
-            conn = self.conns.get(waiter[0])
-            pending = waiter[1]
-            if conn is not None and pending is not None:
+        if pending is not None and conn_id is not None:
+            conn = self.conns.get(conn_id)
+            if conn is not None:
                 self._complete(conn, pending, txn, result)
                 self._flush(conn, now_ms)
         if op == OP.closeSession:
             for conn_id in list(self.by_session.get(txn.session_id, ())):
                 conn = self.conns.get(conn_id)
                 if conn is not None and not conn.pending:
-                    self.outbox.append(Close(conn_id, "session closed"))
+                    self._close(conn_id, "session closed")
                 elif conn is not None:
                     conn.close_after_flush = True
 
@@ -519,27 +545,22 @@ class CoordService:
                 self._record_latency(conn, now_ms - head.started_ms)
             if conn.close_after_flush:
                 pending_queue.clear()
-                self.outbox.append(Close(conn.conn_id, "closed after reply"))
+                self._close(conn.conn_id, "closed after reply")
                 return
 
     def _record_latency(self, conn: ConnState, latency_ms: int) -> None:
         if latency_ms < 0:
             latency_ms = 0
-        for target in (conn, self.stats):
-            if latency_ms:
-                if latency_ms < target.latency_min_ms or target.latency_count == 0:
-                    target.latency_min_ms = latency_ms
-                if latency_ms > target.latency_max_ms:
-                    target.latency_max_ms = latency_ms
-                target.latency_total_ms += latency_ms
-            elif target.latency_count and target.latency_min_ms:
-                target.latency_min_ms = 0
-            target.latency_count += 1
+        _add_latency(conn, latency_ms)
+        _add_latency(self.stats, latency_ms)
 
     def _send(self, conn: ConnState, frame: bytes) -> None:
         conn.sent += 1
         self.stats.packets_sent += 1
-        self.outbox.append(Send(conn.conn_id, frame))
+        out = conn.out
+        if not out:
+            self._dirty.append(conn)
+        out.append(frame)
 
     # ------------------------------------------------------------------ reads
 

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from zoolog.coord import snapshot
-from zoolog.coord.service import Close, CoordService, Propose, Send
+from zoolog.coord.service import CoordService, Pending
 from zoolog.coord.txn import Txn
 from zoolog.protocol.zk._generated.jute_records import DeleteRequest
 from zoolog.protocol.zk.handoff import (
@@ -79,7 +79,7 @@ class ZkNode:
         """Client connections the front reported open: conn_id -> peer address."""
         self.paused: set[int] = set()
         self.backpressure_pauses = 0
-        self._batch: list[tuple[Txn, int, bytes]] = []
+        self._batch: list[tuple[Txn, int | None, Pending | None, bytes]] = []
         self._flushing = False
         self._listener: socket.socket | None = None
         self.front: InlineFront | ProcessFront | None = None
@@ -198,42 +198,27 @@ class ZkNode:
             self.front.deliver(commands)
 
     def _outbox_commands(self) -> list[tuple[Any, ...]]:
-        """Turn the service's outbox into front commands; stamp and batch proposals.
+        """Turn what the service asked for into front commands; stamp and batch proposals.
 
-        Frames for one connection are joined into one send per drain (one `write` for a
-        whole pipelined burst); a Close first flushes what was queued for that connection.
+        The service joins each connection's frames (one `write` for a pipelined burst); a
+        connection's close follows its frames.
         """
-        service = self.service
-        outbox = service.outbox
-        commands: list[tuple[Any, ...]] = []
-        if not outbox:
-            return commands
-        service.outbox = []
-        frames: dict[int, list[bytes]] = {}
-        for item in outbox:
-            if type(item) is Send:
-                queued = frames.get(item.conn_id)
-                if queued is None:
-                    frames[item.conn_id] = [item.frame]
-                else:
-                    queued.append(item.frame)
-            elif type(item) is Propose:
-                txn = item.txn
-                txn.zxid = self.next_zxid
-                self.next_zxid += 1
-                self._batch.append((txn, item.token, txn.to_bytes()))
-            else:
-                assert isinstance(item, Close)
-                queued = frames.pop(item.conn_id, None)
-                if queued:
-                    commands.append((CMD_SEND, item.conn_id, b"".join(queued)))
-                commands.append((CMD_CLOSE, item.conn_id))
-        for conn_id, queued in frames.items():
-            commands.append((CMD_SEND, conn_id, queued[0] if len(queued) == 1
-                             else b"".join(queued)))
-        if self._batch and not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+        sends, closes, proposals = self.service.take_output()
+        if proposals:
+            batch = self._batch
+            zxid = self.next_zxid
+            for txn, conn_id, pending in proposals:
+                txn.zxid = zxid
+                zxid += 1
+                batch.append((txn, conn_id, pending, txn.to_bytes()))
+            self.next_zxid = zxid
+            if not self._flushing:
+                self._flushing = True
+                asyncio.get_running_loop().create_task(self._flush())
+        commands: list[tuple[Any, ...]] = [(CMD_SEND, conn_id, data) for conn_id, data in sends]
+        for conn_id, reason in closes:
+            log.debug("closing connection %d: %s", conn_id, reason)
+            commands.append((CMD_CLOSE, conn_id))
         return commands
 
     async def _flush(self) -> None:
@@ -245,7 +230,7 @@ class ZkNode:
         storage = self.storage
         service = self.service
         writing: asyncio.Future[None] | None = None
-        batch: list[tuple[Txn, int, bytes]] = []
+        batch: list[tuple[Txn, int | None, Pending | None, bytes]] = []
         try:
             while True:
                 if writing is None:
@@ -253,7 +238,7 @@ class ZkNode:
                         break
                     batch, self._batch = self._batch, []
                     writing = loop.run_in_executor(
-                        None, storage.append_batch, [payload for _, _, payload in batch]
+                        None, storage.append_batch, [entry[3] for entry in batch]
                     )
                 await writing
                 durable, writing = batch, None
@@ -262,11 +247,12 @@ class ZkNode:
                 if self._batch and not snapshot_due:
                     batch, self._batch = self._batch, []
                     writing = loop.run_in_executor(
-                        None, storage.append_batch, [payload for _, _, payload in batch]
+                        None, storage.append_batch, [entry[3] for entry in batch]
                     )
                 now = wall_ms()
-                for txn, token, _ in durable:
-                    service.committed(txn, token, now)
+                committed = service.committed
+                for txn, conn_id, pending, _ in durable:
+                    committed(txn, conn_id, pending, now)
                 self.drain_after_commit()
                 if snapshot_due:
                     self.take_snapshot()

@@ -239,7 +239,7 @@ def encode_reply(xid: int, zxid: int, err: int, record: Any = None) -> bytes:
     """A whole reply frame; the body is sent only when err == 0, as ZooKeeper does."""
     if err or record is None:
         return _REPLY_HEADER.pack(16, xid, zxid, err)
-    body: bytes = record.to_bytes()
+    body: bytes = record if isinstance(record, bytes) else record.to_bytes()  # RawRecord
     return _REPLY_HEADER.pack(16 + len(body), xid, zxid, 0) + body
 
 
