@@ -3,12 +3,22 @@ byte the generic jute encoding, and every txn survives the round trip."""
 
 from __future__ import annotations
 
+import struct
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from zoolog.coord import acl as acls
 from zoolog.coord.txn import Txn
-from zoolog.protocol.zk._generated.jute_records import ACL, CreateRequest, Id, TxnHeader
+from zoolog.protocol.zk._generated.jute_records import (
+    ACL,
+    ConnectRequest,
+    CreateRequest,
+    Id,
+    SetDataRequest,
+    TxnHeader,
+)
+from zoolog.protocol.zk.connection import Request, ServerConnection
 from zoolog.protocol.zk.opcodes import OpCode
 
 texts = st.text(max_size=12)
@@ -43,3 +53,20 @@ def test_fixup_result_is_remembered_per_list_and_identities() -> None:
     assert acls.fixup(requested, bob) == [ACL(31, Id("digest", "bob:y"))]
     equal_but_other = [ACL(31, Id("auth", ""))]
     assert acls.fixup(equal_but_other, alice) == for_alice
+
+
+@given(st.builds(SetDataRequest, texts, st.none() | st.binary(max_size=16),
+                 st.integers(-(2**31), 2**31 - 1)))
+def test_set_data_txn_from_the_received_bytes_is_the_encoded_txn(record: SetDataRequest) -> None:
+    # what the decoder keeps (`Request.body`) is what encoding the record would give
+    codec = ServerConnection(1 << 20)
+    connect = ConnectRequest(0, 0, 10_000, 0, bytes(16), False).to_bytes()
+    codec.receive_data(len(connect).to_bytes(4, "big") + connect)
+    payload = struct.pack(">ii", 5, OpCode.setData) + record.to_bytes()
+    [request] = codec.receive_data(len(payload).to_bytes(4, "big") + payload)
+    assert isinstance(request, Request) and request.record == record
+    kept = Txn(7, 5, 9, 1234, OpCode.setData, (("ip", "127.0.0.1"),), request.record,
+               request.body)
+    encoded = Txn(7, 5, 9, 1234, OpCode.setData, (("ip", "127.0.0.1"),), record)
+    assert kept.to_bytes() == encoded.to_bytes()
+    assert Txn.from_bytes(kept.to_bytes()) == encoded

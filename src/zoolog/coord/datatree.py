@@ -43,7 +43,6 @@ from zoolog.protocol.zk._generated.jute_records import (
     Stat,
 )
 from zoolog.protocol.zk.opcodes import EVENT, FLAG, OP
-from zoolog.protocol.zk.raw import RawRecord
 
 CONTAINER_OWNER = -0x8000000000000000
 """ephemeralOwner of a container node (0x8000000000000000 as a signed long)."""
@@ -168,8 +167,8 @@ class ApplyResult:
     """What applying one txn produced.
 
     `err` and `response` form the reply to the originating client (`response` is a jute
-    record, a list of MultiResult for multi, or None); `triggers` are (EventType, path) pairs
-    in the order the watch manager must fire them.
+    record or its encoding as bytes, a list of MultiResult for multi, or None); `triggers`
+    are (EventType, path) pairs in the order the watch manager must fire them.
     """
 
     err: int
@@ -490,9 +489,7 @@ class CoordState:
         node.mzxid = txn.zxid
         node.mtime = txn.time_ms
         # the reply body (a SetDataResponse) is just the Stat: pack it once
-        return ApplyResult(
-            ERR.OK, RawRecord(node.stat_bytes()), [(EVENT.NodeDataChanged, path)]
-        )
+        return ApplyResult(ERR.OK, node.stat_bytes(), [(EVENT.NodeDataChanged, path)])
 
     def _apply_set_acl(
         self, txn: Txn, op: int, record: object, undo: Undo | None

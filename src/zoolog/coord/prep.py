@@ -91,6 +91,13 @@ def _check_path_size(path: str, limits: Limits) -> None:
 
 
 def _prep_one(op: int, record: Any, ctx: PrepContext) -> Any:
+    if op == OP.setData:  # the hottest write first
+        assert type(record) is SetDataRequest
+        validate_path(record.path or "")
+        data = record.data
+        if data is not None and len(data) > ctx.limits.znode_data_bytes_max:
+            _check_data(data, ctx.limits)
+        return record
     if op in (OP.create, OP.create2, OP.createContainer, OP.createTTL):
         return _prep_create(op, record, ctx)
     path = record.path or ""
@@ -102,10 +109,6 @@ def _prep_one(op: int, record: Any, ctx: PrepContext) -> Any:
             raise ZkError(ERR.BADARGUMENTS, f"cannot delete {path!r}")
         return record
     validate_path(path)
-    if op == OP.setData:
-        assert isinstance(record, SetDataRequest)
-        _check_data(record.data, ctx.limits)
-        return record
     if op == OP.setACL:
         assert isinstance(record, SetACLRequest)
         if record.acl is not None and len(record.acl) > ctx.limits.acl_entries_max:

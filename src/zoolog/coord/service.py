@@ -328,8 +328,10 @@ class CoordService:
 
     # ------------------------------------------------------------------ requests
 
-    def request(self, conn_id: int, xid: int, op: int, record: Any, now_ms: int) -> None:
-        """One decoded request from a connected client."""
+    def request(self, conn_id: int, xid: int, op: int, record: Any, now_ms: int,
+                body: bytes | None = None) -> None:
+        """One decoded request from a connected client; `body` is the record's bytes as
+        received, when the decoder kept them (`Request.body`)."""
         conn = self.conns[conn_id]
         conn.received += 1
         self.stats.packets_received += 1
@@ -342,7 +344,7 @@ class CoordService:
             conn.last_cxid = xid
             conn.last_op = _OP_ABBREVIATIONS.get(op, "UNKN")
         if op in WRITE_OPS:
-            self._write(conn, xid, op, record, now_ms)
+            self._write(conn, xid, op, record, now_ms, body)
         elif op == OP.closeSession:
             pending = Pending(xid, op, None, _WRITE, now_ms)
             conn.pending.append(pending)
@@ -371,7 +373,8 @@ class CoordService:
         conn.close_after_flush = True
         self._flush(conn, 0)
 
-    def _write(self, conn: ConnState, xid: int, op: int, record: Any, now_ms: int) -> None:
+    def _write(self, conn: ConnState, xid: int, op: int, record: Any, now_ms: int,
+               body: bytes | None) -> None:
         pending = Pending(xid, op, record, _WRITE, now_ms)
         conn.pending.append(pending)
         ctx = conn.prep_context
@@ -383,8 +386,9 @@ class CoordService:
                 self.config.extended_types_enabled,
             )
         try:
-            txn = Txn(conn.session_id, xid, 0, now_ms, op, ctx.identities,
-                      prep_write(op, record, ctx))
+            prepped = prep_write(op, record, ctx)
+            txn = Txn(conn.session_id, xid, 0, now_ms, op, ctx.identities, prepped,
+                      body if prepped is record else None)
         except ZkError as err:
             if isinstance(err, MultiPrepError):
                 pending.multi_fail = (err.index, err.code)

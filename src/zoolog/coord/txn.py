@@ -137,11 +137,15 @@ class Txn:
     op: int
     identities: tuple[tuple[str, str], ...] = ()
     body: Body = None
+    body_bytes: bytes | None = field(default=None, compare=False, repr=False)
+    """`body`'s jute encoding when already known (the request bytes of a setData or delete,
+    whose record prep passes through unchanged)."""
 
     def to_bytes(self) -> bytes:
-        out = bytearray(
-            _TXN_HEADER.pack(self.session_id, self.cxid, self.zxid, self.time_ms, self.op)
-        )
+        header = _TXN_HEADER.pack(self.session_id, self.cxid, self.zxid, self.time_ms, self.op)
+        if self.body_bytes is not None:
+            return header + _identities_bytes(self.identities) + self.body_bytes
+        out = bytearray(header)
         out += _identities_bytes(self.identities)
         body = self.body
         if type(body) is CreateRequest:

@@ -106,7 +106,8 @@ class FrontConnection(asyncio.Protocol):
         for event in decoded:
             if type(event) is Request:
                 op = event.op
-                events.append((EV_REQUEST, conn_id, event.xid, op, plain_request(op, event.record)))
+                events.append((EV_REQUEST, conn_id, event.xid, op,
+                               plain_request(op, event.record), event.body))
             elif type(event) is Connect:
                 events.append((EV_CONNECT, conn_id, plain_connect(event.request),
                                event.readonly_byte_present))

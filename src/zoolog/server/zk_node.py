@@ -140,7 +140,8 @@ class ZkNode:
             if kind == EV_REQUEST:
                 if conn_id in known:  # not if the service dropped it (session moved away)
                     op = event[3]
-                    service.request(conn_id, event[2], op, record_from_plain(op, event[4]), now)
+                    service.request(conn_id, event[2], op, record_from_plain(op, event[4]), now,
+                                    event[5])
                     requested.add(conn_id)
             elif kind == EV_OPEN:
                 self.conns[conn_id] = (event[2], event[3])

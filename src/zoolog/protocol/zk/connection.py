@@ -94,6 +94,7 @@ MULTI_WRITE_OPS = frozenset(
      OP.setData, OP.check)
 )
 MULTI_READ_OPS = frozenset((OP.getData, OP.getChildren))
+_BODY_KEPT_OPS = frozenset((OP.setData, OP.delete))
 
 _LEN = struct.Struct(">i")
 _HEADER = struct.Struct(">ii")
@@ -118,6 +119,9 @@ class Request:
     op: int
     record: Any
     """The request record; for multi and multiRead a list of (op, record)."""
+    body: bytes | None = None
+    """The record's bytes as received, for the writes whose logged txn body is the request
+    record itself (setData, delete): the log reuses them instead of encoding again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +215,8 @@ class ServerConnection:
             raise RemoteProtocolError(f"op {op}: {exc}") from exc
         if pos != len(frame):
             raise RemoteProtocolError(f"op {op}: {len(frame) - pos} bytes after the record")
+        if op in _BODY_KEPT_OPS:
+            return Request(xid, op, record, bytes(frame[8:]))
         return Request(xid, op, record)
 
 
@@ -236,10 +242,11 @@ def _decode_multi(
 
 
 def encode_reply(xid: int, zxid: int, err: int, record: Any = None) -> bytes:
-    """A whole reply frame; the body is sent only when err == 0, as ZooKeeper does."""
+    """A whole reply frame; the body is sent only when err == 0, as ZooKeeper does. `record`
+    is a jute record or its encoding (bytes, e.g. a packed Stat)."""
     if err or record is None:
         return _REPLY_HEADER.pack(16, xid, zxid, err)
-    body: bytes = record if isinstance(record, bytes) else record.to_bytes()  # RawRecord
+    body: bytes = record if isinstance(record, bytes) else record.to_bytes()
     return _REPLY_HEADER.pack(16 + len(body), xid, zxid, 0) + body
 
 
@@ -262,7 +269,8 @@ def encode_connect_response(response: ConnectResponse, with_readonly_byte: bool)
 
 
 def encode_multi_body(results: list[tuple[int, int, Any]]) -> bytes:
-    """MultiHeader-framed results: (op, err, record) each; err != 0 becomes an error result."""
+    """MultiHeader-framed results: (op, err, record) each, the record a jute record or its
+    encoding; err != 0 becomes an error result."""
     out = bytearray()
     for op, err, record in results:
         if err:
@@ -270,7 +278,9 @@ def encode_multi_body(results: list[tuple[int, int, Any]]) -> bytes:
             ErrorResponse(err).write(out)
         else:
             MultiHeader(op, False, 0).write(out)
-            if record is not None:
+            if isinstance(record, bytes):
+                out += record
+            elif record is not None:
                 record.write(out)
     out += _MULTI_END
     return bytes(out)

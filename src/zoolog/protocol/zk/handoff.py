@@ -10,7 +10,9 @@ Events, front -> core (`conn_id` is the front's number for the client connection
 
     (EV_OPEN, conn_id, host, port)                 a client connected
     (EV_LOST, conn_id)                             it is gone (last event for conn_id)
-    (EV_REQUEST, conn_id, xid, op, plain_record)   a decoded request (see `plain_request`)
+    (EV_REQUEST, conn_id, xid, op, plain_record, body)
+                                                   a decoded request (see `plain_request`) and
+                                                   `Request.body` (bytes or None)
     (EV_CONNECT, conn_id, plain_connect_request, readonly_byte_present)
     (EV_UNKNOWN, conn_id, xid, op)                 a request with an opcode nobody knows
     (EV_FOUR_LETTER_WORD, conn_id, word)
