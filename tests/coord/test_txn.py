@@ -9,9 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from zoolog.coord import acl as acls
+from zoolog.coord.datatree import CoordState
+from zoolog.coord.service import CoordService, ServiceConfig
 from zoolog.coord.txn import Txn
 from zoolog.protocol.zk._generated.jute_records import (
     ACL,
+    AuthPacket,
     ConnectRequest,
     CreateRequest,
     Id,
@@ -70,3 +73,35 @@ def test_set_data_txn_from_the_received_bytes_is_the_encoded_txn(record: SetData
     encoded = Txn(7, 5, 9, 1234, OpCode.setData, (("ip", "127.0.0.1"),), record)
     assert kept.to_bytes() == encoded.to_bytes()
     assert Txn.from_bytes(kept.to_bytes()) == encoded
+
+
+@given(st.sampled_from([OpCode.create, OpCode.create2, OpCode.createContainer]),
+       st.sampled_from([0, 1, 2, 3, 4]), st.binary(max_size=16),
+       st.sampled_from([[ACL(31, Id("world", "anyone"))], [ACL(1, Id("auth", ""))],
+                        [ACL(3, Id("digest", "u:h")), ACL(3, Id("digest", "u:h"))]]))
+def test_logged_create_is_the_encoded_prepped_txn(op: int, flags: int, data: bytes,
+                                                  acl: list[ACL]) -> None:
+    # whether the service logs the client's bytes (prep changed nothing) or encodes the
+    # prepped record (auth expanded, duplicates dropped, container flag), the bytes are those
+    # of the txn it applies
+    service = CoordService(CoordState(), ServiceConfig(), 1000)
+    service.open(1, ("127.0.0.1", 5000), 1000)
+    service.connect(1, ConnectRequest(0, 0, 10_000, 0, bytes(16), False), True, 1000)
+    [(session_txn, conn_id, pending)] = service.take_output().proposals
+    session_txn.zxid = 1
+    service.committed(session_txn, conn_id, pending, 1000)
+    service.request(1, 2, OpCode.auth, AuthPacket(0, "digest", b"u:p"), 1000)
+    codec = ServerConnection(1 << 20)
+    connect = ConnectRequest(0, 0, 10_000, 0, bytes(16), False).to_bytes()
+    codec.receive_data(len(connect).to_bytes(4, "big") + connect)
+    payload = struct.pack(">ii", 3, op) + CreateRequest("/n", data, acl, flags).to_bytes()
+    [request] = codec.receive_data(len(payload).to_bytes(4, "big") + payload)
+    assert isinstance(request, Request)
+    service.request(1, 3, op, request.record, 1000, request.body)
+    [(txn, _, _)] = service.take_output().proposals
+    reencoded = Txn(txn.session_id, txn.cxid, txn.zxid, txn.time_ms, txn.op, txn.identities,
+                    txn.body)
+    assert txn.to_bytes() == reencoded.to_bytes()
+    assert Txn.from_bytes(txn.to_bytes()) == txn
+    unchanged = acl[0].id.scheme == "world" and (flags != 4 or op == OpCode.createContainer)
+    assert (txn.body_bytes is not None) == unchanged  # the client's bytes, when they fit

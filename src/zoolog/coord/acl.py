@@ -93,6 +93,8 @@ def fixup(acls: Sequence[ACL] | None, identities: tuple[Identity, ...]) -> list[
     Empty lists, unknown schemes, malformed ids and `auth` entries on a session with no
     authenticated identity are INVALIDACL.
 
+    A list that needs no change comes back as itself.
+
     ACL lists are values (never mutated once built), and clients send the same few with every
     create (the hand-off makes equal ones one object): the result is remembered per input list
     object and identities, the entry holding the input so that its id stays its own. The
@@ -105,6 +107,8 @@ def fixup(acls: Sequence[ACL] | None, identities: tuple[Identity, ...]) -> list[
     if known is not None and known[0] is acls:
         return known[1]
     fixed = _fixup(acls, identities)
+    if fixed == acls and type(acls) is list:
+        fixed = acls
     if len(_FIXED) >= FIXED_ACLS_MAX:
         _FIXED.clear()
     _FIXED[key] = (acls, fixed)

@@ -146,6 +146,8 @@ def _prep_create(op: int, record: Any, ctx: PrepContext) -> Any:
     if record.acl is not None and len(record.acl) > ctx.limits.acl_entries_max:
         raise ZkError(ERR.INVALIDACL, "too many ACL entries")
     acl = acls.fixup(record.acl, ctx.identities)
+    if acl is record.acl and flags == record.flags:
+        return record  # nothing to change: the request's own bytes can be logged
     if op == OP.createTTL:
         return CreateTTLRequest(path, record.data, acl, flags, record.ttl)
     return CreateRequest(path, record.data, acl, flags)

@@ -94,7 +94,9 @@ MULTI_WRITE_OPS = frozenset(
      OP.setData, OP.check)
 )
 MULTI_READ_OPS = frozenset((OP.getData, OP.getChildren))
-_BODY_KEPT_OPS = frozenset((OP.setData, OP.delete))
+_BODY_KEPT_OPS = frozenset(
+    (OP.setData, OP.delete, OP.create, OP.create2, OP.createContainer, OP.createTTL)
+)
 
 _LEN = struct.Struct(">i")
 _HEADER = struct.Struct(">ii")
@@ -120,8 +122,9 @@ class Request:
     record: Any
     """The request record; for multi and multiRead a list of (op, record)."""
     body: bytes | None = None
-    """The record's bytes as received, for the writes whose logged txn body is the request
-    record itself (setData, delete): the log reuses them instead of encoding again."""
+    """The record's bytes as received, for the writes whose logged txn body is usually the
+    request record itself (creates, setData, delete): the log reuses them instead of encoding
+    again when prep passes the record through unchanged."""
 
 
 @dataclass(frozen=True, slots=True)
