@@ -14,6 +14,7 @@ from typing import Any
 
 from zoolog.coord.datatree import CoordState, Node, Session
 from zoolog.coord.paths import name_of, parent_of
+from zoolog.coord.txn import acl_vector_bytes
 from zoolog.errors import JuteDecodeError
 from zoolog.limits import Limits
 from zoolog.protocol.zk._generated.jute_records import ACL
@@ -41,15 +42,13 @@ def encode(state: CoordState) -> bytes:
     out = bytearray(_HEAD.pack(MAGIC, FORMAT_VERSION, state.last_zxid, len(state.sessions)))
     for session in sorted(state.sessions.values(), key=lambda s: s.session_id):
         out += _SESSION.pack(session.session_id, session.timeout_ms)
-    paths = ["/", *state.descendants("/")]
-    out += _INT.pack(len(paths))
-    for path in paths:
-        node = state.nodes[path]
+    # the tree's own order is parents-first: a node is always created after its parent, and
+    # a parent cannot go (or come back, in a failed multi's undo) before its children
+    out += _INT.pack(len(state.nodes))
+    for path, node in state.nodes.items():
         _put_bytes(out, path.encode("utf-8", "surrogatepass"))
         _put_bytes(out, node.data)
-        out += _INT.pack(len(node.acl))
-        for acl in node.acl:
-            acl.write(out)
+        out += acl_vector_bytes(node.acl)
         out += _NODE_STAT.pack(
             node.czxid, node.mzxid, node.ctime, node.mtime, node.version, node.cversion,
             node.aversion, node.ephemeral_owner, node.pzxid,

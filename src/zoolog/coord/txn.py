@@ -100,7 +100,7 @@ _ACL_VECTORS: dict[int, tuple[list[ACL] | None, bytes]] = {}
 ACL_VECTORS_MAX = 4096
 
 
-def _acl_vector_bytes(acl: list[ACL] | None) -> bytes:
+def acl_vector_bytes(acl: list[ACL] | None) -> bytes:
     """The jute `vector<ACL>` of a (shared, never mutated: see `acl.fixup`) ACL list, encoded
     once per list object; the entry holds the list so that its id stays its own."""
     known = _ACL_VECTORS.get(id(acl))
@@ -116,10 +116,10 @@ def _acl_vector_bytes(acl: list[ACL] | None) -> bytes:
 
 
 def _write_create(out: bytearray, record: CreateRequest) -> None:
-    """`CreateRequest.write`, with the ACL vector from `_acl_vector_bytes` (the hot write)."""
+    """`CreateRequest.write`, with the ACL vector from `acl_vector_bytes` (the hot write)."""
     _write_ustring(out, record.path)
     _write_buffer(out, record.data)
-    out += _acl_vector_bytes(record.acl)
+    out += acl_vector_bytes(record.acl)
     out += _INT.pack(record.flags)
 
 
