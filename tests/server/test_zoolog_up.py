@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -13,6 +14,14 @@ from kazoo.client import KazooClient
 
 from zoolog.errors import ConfigError
 from zoolog.server.config import parse_zoo_cfg
+from zoolog.testing import wait_until
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
 
 
 def free_port() -> int:
@@ -31,7 +40,8 @@ def test_up_reads_zoo_cfg_serves_and_stops_cleanly(tmp_path: Path, stop_signal: 
         "initLimit=5\nsyncLimit=2\nautopurge.purgeInterval=1\n"
     )
     proc = subprocess.Popen([sys.executable, "-m", "zoolog", "up", "--config", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     assert proc.stdout is not None
     first = proc.stdout.readline()
     assert f"listening on 127.0.0.1:{port}" in first
@@ -41,10 +51,13 @@ def test_up_reads_zoo_cfg_serves_and_stops_cleanly(tmp_path: Path, stop_signal: 
     assert ",to=5000," in client.command(b"cons")  # 30 s clamped by maxSessionTimeout
     client.stop()
     client.close()
-    proc.send_signal(stop_signal)
+    [front] = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    os.killpg(proc.pid, stop_signal)  # as Ctrl-C in a terminal or systemd would: the group
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "stopping" in out
+    assert "Traceback" not in err and "error" not in err.lower(), err
+    wait_until(lambda: _gone(int(front)), 10, "the front process to exit with its core")
     assert (tmp_path / "data" / "version-2").is_dir()
 
 

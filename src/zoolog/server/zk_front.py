@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import marshal
+import signal
 import socket
 import struct
 import subprocess
@@ -67,6 +68,8 @@ Events = list[tuple[Any, ...]]
 Sink = Callable[[Events], None]
 
 _LEN = struct.Struct(">I")
+FRONT_RESTART_DELAY_S = 1.0
+"""Pause before replacing a front process that died within a second of starting."""
 LINK_MESSAGE_BYTES_MAX = 1 << 30
 """A batch larger than this on the link is a bug on the other side: the link is closed."""
 
@@ -305,9 +308,12 @@ class ProcessFront:
         self.link: MessageLink | None = None
         self.restarts = 0
         self._stopping = False
+        self._started_at = 0.0
+        self._restarting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._started_at = loop.time()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.process = subprocess.Popen(
@@ -343,10 +349,20 @@ class ProcessFront:
             process.kill()
         self.restarts += 1
         self.on_front_lost()
-        asyncio.get_running_loop().create_task(self.start())
+        loop = asyncio.get_running_loop()
+        # a front that dies at once (it cannot start) is not restarted in a tight loop
+        delay = FRONT_RESTART_DELAY_S if loop.time() - self._started_at < 1.0 else 0.0
+        self._restarting = loop.create_task(self._restart(delay))
+
+    async def _restart(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        if not self._stopping:
+            await self.start()
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._restarting is not None:
+            self._restarting.cancel()
         if self.link is not None and self.link.transport is not None:
             self.link.transport.close()
         process = self.process
@@ -367,7 +383,6 @@ def _die_with_parent() -> None:
     if not sys.platform.startswith("linux"):
         return
     import ctypes
-    import signal
 
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -417,6 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     _die_with_parent()
+    # the core decides when to stop (Ctrl-C and SIGTERM reach the whole process group): the
+    # front ends when its link to the core closes
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from zoolog.server.process import tune_gc_for_serving
