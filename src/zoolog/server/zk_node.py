@@ -4,12 +4,12 @@ The only place with clocks and disk for the coordination service. It:
 - owns the listening socket and a client front (`zoolog.server.zk_front`: client sockets,
   framing, decoding; in this event loop or in a child process) whose hand-off events
   (`zoolog.protocol.zk.handoff`) it feeds to the service;
-- carries out the service's outbox: frames and closes become front commands, proposals are
-  stamped with the next zxid and handed to the group-commit writer; a connection with too
-  many requests outstanding is paused (backpressure);
+- carries out what the service asks for (`take_output`): frames and closes become front
+  commands, proposals are stamped with the next zxid and handed to the group-commit writer;
+  a connection with too many requests outstanding is paused (backpressure);
 - group commit: every txn proposed while a batch is being fsynced joins the next batch; one
   `write` + `fdatasync` per batch runs in a worker thread, then the batch is applied in order
-  and its replies go out (persist -> apply -> reply);
+  and its replies go out (persist -> apply -> reply), while the next batch is being written;
 - runs the timers: session expiry each tick, container/TTL cleanup, snapshots every
   `snap_count` txns;
 - answers four-letter words.
@@ -129,7 +129,7 @@ class ZkNode:
     # ------------------------------------------------------------------ events from the front
 
     def handle(self, events: list[tuple[Any, ...]]) -> None:
-        """Feed one batch of the front's events to the service, then carry out its outbox."""
+        """Feed one batch of the front's events to the service, then carry out its output."""
         service = self.service
         known = service.conns
         now = wall_ms()
@@ -156,7 +156,7 @@ class ZkNode:
                     service.unknown_op(conn_id, event[2], event[3])
             elif kind == EV_FOUR_LETTER_WORD:
                 self.answer_four_letter_word(conn_id, event[2])
-        commands = self._outbox_commands()
+        commands = self._output_commands()
         limit = self.limits.outstanding_requests_per_connection_max
         paused = self.paused
         for conn_id in requested:
@@ -186,11 +186,11 @@ class ZkNode:
         self._deliver([(CMD_SEND, conn_id, text.encode("utf-8")), (CMD_CLOSE, conn_id)])
         self.connection_lost(conn_id)
 
-    # ------------------------------------------------------------------ outbox
+    # ------------------------------------------------------------------ output
 
     def drain(self) -> None:
         """Carry out everything the service asked for, in order."""
-        commands = self._outbox_commands()
+        commands = self._output_commands()
         if commands:
             self._deliver(commands)
 
@@ -198,7 +198,7 @@ class ZkNode:
         if commands and self.front is not None:
             self.front.deliver(commands)
 
-    def _outbox_commands(self) -> list[tuple[Any, ...]]:
+    def _output_commands(self) -> list[tuple[Any, ...]]:
         """Turn what the service asked for into front commands; stamp and batch proposals.
 
         The service joins each connection's frames (one `write` for a pipelined burst); a
@@ -261,7 +261,7 @@ class ZkNode:
             self._flushing = False
 
     def drain_after_commit(self) -> None:
-        commands = self._outbox_commands()
+        commands = self._output_commands()
         # a commit can free room in a paused connection's FIFO
         if self.paused:
             limit = self.limits.outstanding_requests_per_connection_max
