@@ -29,9 +29,7 @@ from zoolog.limits import Limits
 from zoolog.protocol.zk._generated.jute_records import (
     ACL,
     CheckVersionRequest,
-    Create2Response,
     CreateRequest,
-    CreateResponse,
     CreateSessionTxn,
     CreateTTLRequest,
     DeleteRequest,
@@ -53,9 +51,17 @@ TTL_MS_MAX = (1 << 40) - 1
 SPECIAL_PATHS = frozenset(("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"))
 
 _STAT = struct.Struct(">qqqqiiiqiiq")
+_INT = struct.Struct(">i")
 _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
 _INT32_SPAN = 1 << 32
+
+
+_CREATE_RECORDS = (CreateRequest, CreateTTLRequest)
+_SEQUENTIAL_FLAGS = frozenset(
+    (FLAG.PERSISTENT_SEQUENTIAL, FLAG.EPHEMERAL_SEQUENTIAL, FLAG.PERSISTENT_SEQUENTIAL_WITH_TTL)
+)
+_EPHEMERAL_FLAGS = frozenset((FLAG.EPHEMERAL, FLAG.EPHEMERAL_SEQUENTIAL))
 
 
 def _int32(value: int) -> int:
@@ -327,29 +333,26 @@ class CoordState:
     def _apply_create(
         self, txn: Txn, op: int, record: object, undo: Undo | None
     ) -> ApplyResult:
-        assert isinstance(record, CreateRequest | CreateTTLRequest)
+        assert isinstance(record, _CREATE_RECORDS)
         path = record.path or ""
         flags = record.flags
-        parent_path = parent_of(path) if path.rfind("/") > 0 else "/"
-        parent = self.nodes.get(parent_path)
+        cut = path.rfind("/")
+        parent_path = path[:cut] if cut > 0 else "/"
+        nodes = self.nodes
+        parent = nodes.get(parent_path)
         if parent is None:
             raise ZkError(ERR.NONODE, parent_path)
         acls.require(parent.acl, acls.CREATE, txn.identities)
-        sequential = flags in (
-            FLAG.PERSISTENT_SEQUENTIAL,
-            FLAG.EPHEMERAL_SEQUENTIAL,
-            FLAG.PERSISTENT_SEQUENTIAL_WITH_TTL,
-        )
-        if sequential:
+        if flags in _SEQUENTIAL_FLAGS:
             # digits never change a path's validity: validate the base with one digit, a
             # string that repeats (and so hits validate_path's cache) unlike the new name
             validate_path(path + "0")
             path = f"{path}{parent.cversion:010d}"
         else:
             validate_path(path)
-        if path in self.nodes:
+        if path in nodes:
             raise ZkError(ERR.NODEEXISTS, path)
-        if parent.is_ephemeral:
+        if parent.ephemeral_owner > 0:
             raise ZkError(ERR.NOCHILDRENFOREPHEMERALS, path)
         if len(parent.children) >= self.limits.children_per_node_max:
             raise ZkError(ERR.BADARGUMENTS, f"{parent_path} has too many children")
@@ -358,38 +361,48 @@ class CoordState:
         elif op == OP.createTTL:
             assert isinstance(record, CreateTTLRequest)
             owner = TTL_OWNER_BASE | record.ttl
-        elif flags in (FLAG.EPHEMERAL, FLAG.EPHEMERAL_SEQUENTIAL):
+        elif flags in _EPHEMERAL_FLAGS:
             owner = txn.session_id
         else:
             owner = 0
         acl = record.acl if record.acl is not None else []  # a value, shared (acl.fixup)
-        node = Node(record.data, acl, txn.zxid, txn.time_ms, owner)
-        name = name_of(path)
-        old_cversion, old_pzxid = parent.cversion, parent.pzxid
-        self.nodes[path] = node
-        parent.children.add(name)
-        parent.cversion = _int32(parent.cversion + 1)
-        parent.pzxid = txn.zxid
-        session = self.sessions.get(owner) if owner > 0 else None
-        if session is not None:
-            session.ephemerals.add(path)
+        zxid = txn.zxid
+        node = Node(record.data, acl, zxid, txn.time_ms, owner)
+        name = path[cut + 1 :]  # digits of a sequential name extend the last component
         if undo is not None:
+            undo.append(self._undo_create(path, parent, name, owner))
+        nodes[path] = node
+        parent.children.add(name)
+        cversion = parent.cversion
+        parent.cversion = cversion + 1 if cversion != _INT32_MAX else _INT32_MIN
+        parent.pzxid = zxid
+        if owner > 0:
+            session = self.sessions.get(owner)
+            if session is not None:
+                session.ephemerals.add(path)
+        encoded_path = path.encode("utf-8", "surrogatepass")
+        response = _INT.pack(len(encoded_path)) + encoded_path  # CreateResponse{path}
+        if op != OP.create:  # Create2Response{path, stat}
+            response += node.stat_bytes()
+        return ApplyResult(
+            ERR.OK,
+            response,
+            [(EVENT.NodeCreated, path), (EVENT.NodeChildrenChanged, parent_path)],
+        )
 
-            def restore() -> None:
-                del self.nodes[path]
-                parent.children.discard(name)
-                parent.cversion, parent.pzxid = old_cversion, old_pzxid
-                if session is not None:
-                    session.ephemerals.discard(path)
+    def _undo_create(self, path: str, parent: Node, name: str, owner: int) -> Callable[[], None]:
+        """How to take back a create inside a multi that fails later (state before it)."""
+        old_cversion, old_pzxid = parent.cversion, parent.pzxid
+        session = self.sessions.get(owner) if owner > 0 else None
 
-            undo.append(restore)
-        triggers: list[tuple[int, str]] = [
-            (EVENT.NodeCreated, path),
-            (EVENT.NodeChildrenChanged, parent_path),
-        ]
-        response: object
-        response = CreateResponse(path) if op == OP.create else Create2Response(path, node.stat())
-        return ApplyResult(ERR.OK, response, triggers)
+        def restore() -> None:
+            del self.nodes[path]
+            parent.children.discard(name)
+            parent.cversion, parent.pzxid = old_cversion, old_pzxid
+            if session is not None:
+                session.ephemerals.discard(path)
+
+        return restore
 
     def _apply_delete(
         self, txn: Txn, op: int, record: object, undo: Undo | None
