@@ -6,7 +6,7 @@ import struct
 import zlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zoolog.coord import snapshot
@@ -49,6 +49,7 @@ def test_round_trip_shares_equal_acl_lists() -> None:
     assert decoded.sessions[9].ephemerals == {"/a/e"}
 
 
+@settings(deadline=None)
 @given(st.data())
 def test_truncated_snapshots_fail_cleanly(data: st.DataObject) -> None:
     body = snapshot.encode(sample_state())[:-4]
@@ -57,6 +58,7 @@ def test_truncated_snapshots_fail_cleanly(data: st.DataObject) -> None:
         snapshot.decode(with_crc(body[:cut]))
 
 
+@settings(deadline=None)
 @given(st.data())
 def test_altered_snapshots_fail_cleanly_or_decode_to_a_consistent_tree(
     data: st.DataObject,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zoolog.coord import acl as acls
@@ -32,6 +32,7 @@ creates = st.builds(CreateRequest, texts, st.none() | st.binary(max_size=16), ac
 identities = st.lists(st.tuples(texts, texts), max_size=2).map(tuple)
 
 
+@settings(deadline=None)
 @given(creates, identities)
 def test_create_txn_bytes_are_the_generic_jute_encoding(record: CreateRequest,
                                                         who: tuple[tuple[str, str], ...]) -> None:
@@ -58,6 +59,7 @@ def test_fixup_result_is_remembered_per_list_and_identities() -> None:
     assert acls.fixup(equal_but_other, alice) == for_alice
 
 
+@settings(deadline=None)
 @given(st.builds(SetDataRequest, texts, st.none() | st.binary(max_size=16),
                  st.integers(-(2**31), 2**31 - 1)))
 def test_set_data_txn_from_the_received_bytes_is_the_encoded_txn(record: SetDataRequest) -> None:
@@ -75,6 +77,7 @@ def test_set_data_txn_from_the_received_bytes_is_the_encoded_txn(record: SetData
     assert Txn.from_bytes(kept.to_bytes()) == encoded
 
 
+@settings(deadline=None)
 @given(st.sampled_from([OpCode.create, OpCode.create2, OpCode.createContainer]),
        st.sampled_from([0, 1, 2, 3, 4]), st.binary(max_size=16),
        st.sampled_from([[ACL(31, Id("world", "anyone"))], [ACL(1, Id("auth", ""))],

@@ -6,7 +6,7 @@ import dataclasses
 import marshal
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zoolog.protocol.zk._generated.jute_records import ACL, ConnectRequest, Id
@@ -50,6 +50,7 @@ def records_of(cls: type) -> st.SearchStrategy[Any]:
 REQUEST_OPS = sorted(op for op, cls in REQUEST_RECORDS.items() if cls is not None)
 
 
+@settings(deadline=None)
 @given(st.data())
 def test_every_request_record_round_trips(data: st.DataObject) -> None:
     op = data.draw(st.sampled_from(REQUEST_OPS))
@@ -58,6 +59,7 @@ def test_every_request_record_round_trips(data: st.DataObject) -> None:
     assert record_from_plain(int(op), carried) == record
 
 
+@settings(deadline=None)
 @given(st.data())
 def test_multi_and_misplaced_ops_round_trip(data: st.DataObject) -> None:
     sub_ops = [OpCode.create, OpCode.delete, OpCode.setData, OpCode.check]
@@ -71,6 +73,7 @@ def test_multi_and_misplaced_ops_round_trip(data: st.DataObject) -> None:
     assert record_from_plain(int(OpCode.ping), plain_request(int(OpCode.ping), None)) is None
 
 
+@settings(deadline=None)
 @given(records_of(ConnectRequest))
 def test_connect_request_round_trips(request: ConnectRequest) -> None:
     assert connect_from_plain(marshal.loads(marshal.dumps(plain_connect(request)))) == request

@@ -86,6 +86,8 @@ def _check_data(data: bytes | None, limits: Limits) -> None:
 
 
 def _check_path_size(path: str, limits: Limits) -> None:
+    if len(path) * 4 <= limits.path_bytes_max:
+        return  # no character takes more than 4 bytes in UTF-8: no need to encode
     if len(path.encode("utf-8", "surrogatepass")) > limits.path_bytes_max:
         raise ZkError(ERR.BADARGUMENTS, f"path longer than {limits.path_bytes_max} bytes")
 
