@@ -21,7 +21,7 @@ from zoolog.protocol.zk._generated.jute_records import (
     SetDataRequest,
 )
 from zoolog.protocol.zk.opcodes import CreateFlag, EventType, OpCode
-from zoolog.testing import ZkServerThread
+from zoolog.testing import ZkServerThread, wait_until
 
 
 def raw_session(port: int, readonly_byte: bool = True) -> tuple[socket.socket, ConnectResponse]:
@@ -306,3 +306,37 @@ def test_children_per_node_limit(tmp_path: Path, front_process: bool) -> None:
         finally:
             client.stop()
             client.close()
+
+
+def test_a_client_that_leaves_its_replies_unread_is_not_read_from(
+    zoolog_zk: ZkServerThread, front_process: bool
+) -> None:
+    from zoolog.coord.acl import OPEN_ACL_UNSAFE
+    from zoolog.protocol.zk._generated.jute_records import CreateRequest, GetDataRequest
+
+    value = b"v" * 900_000
+    sock, _ = raw_session(zoolog_zk.port)
+    send_request(sock, 1, OpCode.create, CreateRequest("/big", value, list(OPEN_ACL_UNSAFE), 0))
+    assert ReplyHeader.read(read_frame(sock), 0)[0].err == 0
+    burst = b"".join(
+        struct.pack(">i", 8 + len(body)) + struct.pack(">ii", xid, OpCode.getData) + body
+        for xid, body in ((x, GetDataRequest("/big", False).to_bytes()) for x in range(2, 62))
+    )
+    sock.sendall(burst)  # 60 replies of 900 kB = 54 MB if the server buffered them all
+    if not front_process:
+        node = zoolog_zk.node
+        assert node is not None and node.front is not None
+
+        def reading_from_client() -> bool:
+            front = node.front.front  # type: ignore[union-attr]
+            return all(conn.reading for conn in front.conns.values())
+
+        wait_until(lambda: not zoolog_zk.call(reading_from_client), 10,
+                   "the front to stop reading from the client whose replies pile up")
+    for xid in range(2, 62):  # reading them resumes the flow; nothing is lost or reordered
+        frame = read_frame(sock)
+        header = ReplyHeader.read(frame, 0)[0]
+        assert (header.xid, header.err, len(frame)) == (xid, 0, 16 + 4 + len(value) + 68)
+    if not front_process:
+        wait_until(lambda: zoolog_zk.call(reading_from_client), 10, "reading to resume")
+    sock.close()

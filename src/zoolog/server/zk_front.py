@@ -19,9 +19,10 @@ Between a `ProcessFront` and its child runs a `MessageLink`: a Unix socket pair 
 `u32 length | marshal(list of tuples)` messages, one per batch. marshal is only ever fed bytes
 from our own child or parent over that private socket pair.
 
-Flow control: the core pauses a client that has too many requests outstanding; the front
-pauses every client while its link to the core is backed up (the link's write buffer is over
-its high-water mark), so nothing grows without bound.
+Flow control: the front stops reading from a client while the core says it has too many
+requests outstanding, while the client leaves its replies unread (its transport's buffer is
+over the high-water mark), and, for every client, while the link to the core is backed up;
+so no buffer grows without bound.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ LINK_MESSAGE_BYTES_MAX = 1 << 30
 class FrontConnection(asyncio.Protocol):
     """One client connection: bytes in, hand-off events out."""
 
-    __slots__ = ("codec", "conn_id", "front", "paused_by_core", "peer", "registered",
-                 "transport")
+    __slots__ = ("codec", "conn_id", "front", "paused_by_core", "peer", "reading",
+                 "registered", "transport", "unread_replies")
 
     def __init__(self, front: ClientFront) -> None:
         self.front = front
@@ -88,6 +89,28 @@ class FrontConnection(asyncio.Protocol):
         self.peer: tuple[str, int] = ("", 0)
         self.registered = False
         self.paused_by_core = False
+        self.unread_replies = False  # the client is not taking its replies
+        self.reading = True
+
+    def update_reading(self) -> None:
+        """Read from the client unless the core, the link or the client itself holds back."""
+        want = not (self.paused_by_core or self.unread_replies or self.front.link_paused)
+        if want != self.reading and self.transport is not None:
+            self.reading = want
+            if want:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        # replies pile up past the transport's high-water mark: take no new requests until
+        # the client reads them, so that its buffer stays bounded
+        self.unread_replies = True
+        self.update_reading()
+
+    def resume_writing(self) -> None:
+        self.unread_replies = False
+        self.update_reading()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -155,9 +178,7 @@ class ClientFront:
         self._next_conn_id += 1
         conn.registered = True
         self.conns[conn.conn_id] = conn
-        if self.link_paused:
-            assert conn.transport is not None
-            conn.transport.pause_reading()
+        conn.update_reading()
         self.sink([(EV_OPEN, conn.conn_id, conn.peer[0], conn.peer[1])])
 
     def connection_lost(self, conn: FrontConnection) -> None:
@@ -185,24 +206,21 @@ class ClientFront:
                 conn.transport.close()
             elif kind == CMD_PAUSE:
                 conn.paused_by_core = True
-                conn.transport.pause_reading()
+                conn.update_reading()
             elif kind == CMD_RESUME:
                 conn.paused_by_core = False
-                if not self.link_paused:
-                    conn.transport.resume_reading()
+                conn.update_reading()
 
     def pause_all(self) -> None:
         """The link to the core is backed up: stop reading from every client."""
         self.link_paused = True
         for conn in self.conns.values():
-            if conn.transport is not None:
-                conn.transport.pause_reading()
+            conn.update_reading()
 
     def resume_all(self) -> None:
         self.link_paused = False
         for conn in self.conns.values():
-            if conn.transport is not None and not conn.paused_by_core:
-                conn.transport.resume_reading()
+            conn.update_reading()
 
     async def close(self) -> None:
         """Stop accepting and drop every client."""
