@@ -40,6 +40,9 @@ LOG_MAGIC = b"ZLTX"
 LOG_FORMAT_VERSION = 1
 _LOG_HEADER = struct.Struct(">4si")
 _RECORD = struct.Struct(">II")
+_ZXID = struct.Struct(">q")
+_TXN_ZXID_AT = 12  # TxnHeader: clientId (8 bytes), cxid (4), zxid (8), ...
+_TXN_ZXID_END = _TXN_ZXID_AT + _ZXID.size
 SNAPSHOTS_KEPT = 3
 
 
@@ -109,11 +112,10 @@ class ZkStorage:
         state = recovery.state
         logs = self._logs()
         for index, (_first, path) in enumerate(logs):
-            good_end, txns = self._read_log(path)
+            good_end, txns = self._read_log(path, state.last_zxid)
             for txn in txns:
-                if txn.zxid > state.last_zxid:
-                    state.apply(txn)
-                    recovery.replayed_txns += 1
+                state.apply(txn)
+                recovery.replayed_txns += 1
             size = path.stat().st_size
             if good_end < size:
                 if index != len(logs) - 1:
@@ -129,8 +131,9 @@ class ZkStorage:
                 recovery.truncated_file = path.name
         return recovery
 
-    def _read_log(self, path: Path) -> tuple[int, list[Txn]]:
-        """Decode a segment; return the end of its last good record and its txns."""
+    def _read_log(self, path: Path, applied_zxid: int) -> tuple[int, list[Txn]]:
+        """Check a segment's records; return the end of its last good record and its txns
+        newer than `applied_zxid` (older ones, already in the snapshot, are not decoded)."""
         buf = path.read_bytes()
         txns: list[Txn] = []
         if len(buf) < _LOG_HEADER.size:
@@ -145,12 +148,13 @@ class ZkStorage:
             if start + length > len(buf):
                 break
             payload = buf[start : start + length]
-            if zlib.crc32(payload) != crc:
+            if zlib.crc32(payload) != crc or length < _TXN_ZXID_END:
                 break
-            try:
-                txns.append(Txn.from_bytes(payload))
-            except JuteDecodeError:
-                break
+            if _ZXID.unpack_from(payload, _TXN_ZXID_AT)[0] > applied_zxid:
+                try:
+                    txns.append(Txn.from_bytes(payload))
+                except JuteDecodeError:
+                    break
             pos = start + length
         return pos, txns
 
