@@ -12,7 +12,8 @@ from pathlib import Path
 
 from kazoo.client import KazooClient
 
-from zoolog.server.zk_front import ProcessFront
+from zoolog.protocol.zk.handoff import CMD_SEND
+from zoolog.server.zk_front import MessageLink, ProcessFront
 from zoolog.testing import ZkServerThread, wait_until
 
 
@@ -79,3 +80,31 @@ def test_the_front_dies_with_its_core_and_frees_the_port(tmp_path: Path) -> None
     finally:
         again.send_signal(signal.SIGTERM)
         again.wait(30)
+
+
+class _Pipe:
+    """A transport that hands what is written to the other end of a link."""
+
+    def __init__(self, receiver: MessageLink) -> None:
+        self.receiver = receiver
+        self.messages = 0
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        self.messages += 1
+        self.receiver.data_received(data)
+
+
+def test_a_batch_too_big_for_one_link_message_is_split_in_order() -> None:
+    received: list[tuple[object, ...]] = []
+    receiver = MessageLink(received.extend, lambda: None)
+    sender = MessageLink(lambda items: None, lambda: None)
+    pipe = _Pipe(receiver)
+    sender.transport = pipe  # type: ignore[assignment]
+    # 150 distinct 1 MiB frames in one pass (marshal would share one repeated object)
+    batch = [(CMD_SEND, conn_id, bytes([conn_id]) * (1 << 20)) for conn_id in range(150)]
+    sender.send(batch)
+    assert received == batch
+    assert pipe.messages >= 3

@@ -71,8 +71,9 @@ Sink = Callable[[Events], None]
 _LEN = struct.Struct(">I")
 FRONT_RESTART_DELAY_S = 1.0
 """Pause before replacing a front process that died within a second of starting."""
-LINK_MESSAGE_BYTES_MAX = 1 << 30
-"""A batch larger than this on the link is a bug on the other side: the link is closed."""
+LINK_MESSAGE_BYTES_MAX = 64 << 20
+"""Largest message on the link. A sender splits a larger batch (many big replies or writes in
+one pass) into several messages; a receiver closes the link on a larger one (a bug)."""
 
 
 class FrontConnection(asyncio.Protocol):
@@ -273,6 +274,11 @@ class MessageLink(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         blob = marshal.dumps(items)
+        if len(blob) > LINK_MESSAGE_BYTES_MAX and len(items) > 1:
+            half = len(items) // 2  # rare (a pass full of big frames): split, keep the order
+            self.send(items[:half])
+            self.send(items[half:])
+            return
         self.transport.write(_LEN.pack(len(blob)) + blob)
 
     def data_received(self, data: bytes) -> None:
