@@ -6,7 +6,8 @@ Errors are split by whose fault they are (STYLE.md rule 5):
      ├── LocalProtocolError    we misused a codec or state machine (a bug in zoolog)
      ├── RemoteProtocolError   a peer sent bytes we cannot accept; close that connection only
      │    └── JuteDecodeError  a jute record is truncated or malformed
-     └── ConfigError           an operator's setting is invalid
+     ├── ConfigError           an operator's setting is invalid
+     └── StartupError          a server part could not start (e.g. its client front process)
 
 Protocol-level outcomes that a client must see as a wire error code (NONODE, BADVERSION, ...)
 are not Python exceptions at this level: they live in `zoolog.coord.errors` as `ZkError`
@@ -30,6 +31,10 @@ class RemoteProtocolError(ZoologError):
 
 class JuteDecodeError(RemoteProtocolError):
     """A jute record was truncated, had a negative or oversized length, or bad UTF-8."""
+
+
+class StartupError(ZoologError):
+    """A part of the server could not start; the message says which and why."""
 
 
 class ConfigError(ZoologError):

@@ -10,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from kazoo.client import KazooClient
 
+from zoolog.errors import StartupError
 from zoolog.protocol.zk.handoff import CMD_SEND
 from zoolog.server.zk_front import MessageLink, ProcessFront
 from zoolog.testing import ZkServerThread, wait_until
@@ -66,7 +68,7 @@ def test_the_front_dies_with_its_core_and_frees_the_port(tmp_path: Path) -> None
     assert len(children) == 1, children  # the front
     front_pid = int(children[0])
     core.kill()
-    core.wait(10)
+    core.communicate(timeout=10)
     wait_until(lambda: not _alive(front_pid), 10, "the front to exit after its core")
     again = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -79,7 +81,7 @@ def test_the_front_dies_with_its_core_and_frees_the_port(tmp_path: Path) -> None
         client.close()
     finally:
         again.send_signal(signal.SIGTERM)
-        again.wait(30)
+        again.communicate(timeout=30)
 
 
 class _Pipe:
@@ -108,3 +110,12 @@ def test_a_batch_too_big_for_one_link_message_is_split_in_order() -> None:
     sender.send(batch)
     assert received == batch
     assert pipe.messages >= 3
+
+
+def test_a_front_that_cannot_start_fails_the_start_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the child exits at once
+    server = ZkServerThread(tmp_path, client_front_process=True)
+    with pytest.raises(StartupError, match="exited before accepting clients"):
+        server.start()

@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from zoolog.errors import ConfigError
+from zoolog.errors import ConfigError, StartupError
 from zoolog.server.config import NodeConfig, load_zoo_cfg
 from zoolog.server.process import tune_gc_for_serving
 from zoolog.server.zk_node import ZkNode
@@ -89,5 +89,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"zoolog up: cannot listen on {config.host}:{config.client_port}: {exc}",
               file=sys.stderr)
+        return 1
+    except StartupError as exc:
+        print(f"zoolog up: {exc}", file=sys.stderr)
         return 1
     return 0

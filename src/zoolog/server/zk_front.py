@@ -40,7 +40,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from zoolog.errors import RemoteProtocolError
+from zoolog.errors import RemoteProtocolError, StartupError
 from zoolog.protocol.zk.connection import (
     Connect,
     FourLetterWord,
@@ -55,6 +55,7 @@ from zoolog.protocol.zk.handoff import (
     CMD_SEND,
     EV_CONNECT,
     EV_FOUR_LETTER_WORD,
+    EV_FRONT_READY,
     EV_LOST,
     EV_OPEN,
     EV_REQUEST,
@@ -69,6 +70,8 @@ Events = list[tuple[Any, ...]]
 Sink = Callable[[Events], None]
 
 _LEN = struct.Struct(">I")
+FRONT_START_TIMEOUT_S = 30.0
+"""How long a new client front process may take to accept clients."""
 FRONT_RESTART_DELAY_S = 1.0
 """Pause before replacing a front process that died within a second of starting."""
 LINK_MESSAGE_BYTES_MAX = 64 << 20
@@ -334,10 +337,21 @@ class ProcessFront:
         self._stopping = False
         self._started_at = 0.0
         self._restarting: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+
+    def _on_message(self, items: Events) -> None:
+        if items and items[0][0] == EV_FRONT_READY:
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+            items = items[1:]
+        if items:
+            self.handle(items)
 
     async def start(self) -> None:
+        """Start the child and wait until it accepts clients (StartupError if it cannot)."""
         loop = asyncio.get_running_loop()
         self._started_at = loop.time()
+        self._ready = loop.create_future()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.process = subprocess.Popen(
@@ -350,12 +364,20 @@ class ProcessFront:
             )
         finally:
             theirs.close()
-        link = MessageLink(self.handle, self._link_lost)
+        link = MessageLink(self._on_message, self._link_lost)
         # the core stops reading new requests while the front does not take its replies
         link.on_pause = lambda: link.transport.pause_reading() if link.transport else None
         link.on_resume = lambda: link.transport.resume_reading() if link.transport else None
         await loop.create_unix_connection(lambda: link, sock=ours)
         self.link = link
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), FRONT_START_TIMEOUT_S)
+        except TimeoutError as exc:
+            if self.process is not None:
+                self.process.kill()
+            raise StartupError(
+                f"the client front process did not start within {FRONT_START_TIMEOUT_S} s"
+            ) from exc
 
     def deliver(self, commands: Events) -> None:
         if self.link is not None:
@@ -363,6 +385,12 @@ class ProcessFront:
 
     def _link_lost(self) -> None:
         self.link = None
+        if self._ready is not None and not self._ready.done():
+            code = self.process.poll() if self.process is not None else None
+            self._ready.set_exception(StartupError(
+                f"the client front process exited before accepting clients (exit code {code})"
+            ))
+            return
         if self._stopping:
             return
         process = self.process
@@ -379,9 +407,16 @@ class ProcessFront:
         self._restarting = loop.create_task(self._restart(delay))
 
     async def _restart(self, delay_s: float) -> None:
-        await asyncio.sleep(delay_s)
-        if not self._stopping:
-            await self.start()
+        while not self._stopping:
+            await asyncio.sleep(delay_s)
+            if self._stopping:
+                return
+            try:
+                await self.start()
+                return
+            except StartupError as exc:
+                log.error("%s; trying again", exc)
+                delay_s = FRONT_RESTART_DELAY_S
 
     async def stop(self) -> None:
         self._stopping = True
@@ -441,6 +476,7 @@ async def _serve_front(listen_fd: int, link_fd: int, frame_bytes_max: int,
     link.on_resume = front.resume_all
     await loop.create_unix_connection(lambda: link, sock=socket.socket(fileno=link_fd))
     await front.serve(socket.socket(fileno=listen_fd))
+    link.send([(EV_FRONT_READY, 0)])
     await done
     await front.close()
 

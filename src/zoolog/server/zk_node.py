@@ -104,7 +104,12 @@ class ZkNode:
         else:
             self.front = InlineFront(self.handle, listener, limits.frame_bytes_max,
                                      limits.connections_per_address_max)
-        await self.front.start()
+        try:
+            await self.front.start()
+        except BaseException:
+            listener.close()
+            self.storage.close()
+            raise
         self._tasks.append(asyncio.create_task(self._session_timer()))
         self._tasks.append(asyncio.create_task(self._container_timer()))
 

@@ -16,6 +16,8 @@ Events, front -> core (`conn_id` is the front's number for the client connection
     (EV_CONNECT, conn_id, plain_connect_request, readonly_byte_present)
     (EV_UNKNOWN, conn_id, xid, op)                 a request with an opcode nobody knows
     (EV_FOUR_LETTER_WORD, conn_id, word)
+    (EV_FRONT_READY, 0)                            the front accepts clients (a process
+                                                   front's first message)
 
 Commands, core -> front:
 
@@ -47,6 +49,7 @@ EV_REQUEST = 2
 EV_CONNECT = 3
 EV_UNKNOWN = 4
 EV_FOUR_LETTER_WORD = 5
+EV_FRONT_READY = 6
 
 CMD_SEND = 0
 CMD_CLOSE = 1
