@@ -8,9 +8,9 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
+import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
@@ -21,6 +21,7 @@ from zoolog.coord.txn import Txn
 from zoolog.protocol.zk._generated.jute_records import CreateRequest, CreateSessionTxn
 from zoolog.protocol.zk.opcodes import OpCode
 from zoolog.server.zk_storage import ZkStorage
+from zoolog.testing import wait_until
 
 
 def free_port() -> int:
@@ -29,10 +30,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_node(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_node(data_dir: Path, port: int, snap_count: int | None = None
+               ) -> subprocess.Popen[bytes]:
+    config: list[str] = []
+    if snap_count is not None:
+        cfg = data_dir.parent / f"{data_dir.name}.cfg"
+        cfg.write_text(f"snapCount={snap_count}\n")
+        config = ["--config", str(cfg)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zoolog", "up", "--data-dir", str(data_dir), "--port", str(port),
-         "--log-level", "WARNING"],
+        [sys.executable, "-m", "zoolog", "up", *config, "--data-dir", str(data_dir), "--port",
+         str(port), "--log-level", "WARNING"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     assert proc.stdout is not None
@@ -41,9 +48,14 @@ def start_node(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def test_kill_9_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> None:
+@pytest.mark.parametrize("snap_count", [None, 300], ids=["default", "snapshot-every-300"])
+def test_kill_9_during_writes_loses_no_acknowledged_write(tmp_path: Path,
+                                                          snap_count: int | None) -> None:
+    # with frequent snapshots, the kill also lands between snapshots, new log segments and
+    # pipelined batches, and recovery starts from a snapshot with later segments to replay
     port = free_port()
-    proc = start_node(tmp_path, port)
+    data_dir = tmp_path / "data"
+    proc = start_node(data_dir, port, snap_count)
     acked: list[int] = []
     client = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30,
                          connection_retry={"max_tries": 0}, command_retry={"max_tries": 0})
@@ -66,9 +78,8 @@ def test_kill_9_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> Non
 
     thread = threading.Thread(target=writer)
     thread.start()
-    deadline = time.monotonic() + 30
-    while len(acked) < 2000 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(acked) >= 2000 or not thread.is_alive(), 30,
+               "2000 acknowledged creates")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     stop.set()
@@ -76,8 +87,10 @@ def test_kill_9_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> Non
     client.stop()
     client.close()
     assert len(acked) >= 1000
+    if snap_count is not None:
+        assert any(p.name.startswith("snapshot.") for p in (data_dir / "version-2").iterdir())
 
-    proc = start_node(tmp_path, port)
+    proc = start_node(data_dir, port, snap_count)
     try:
         check = KazooClient(hosts=f"127.0.0.1:{port}")
         check.start(timeout=10)
