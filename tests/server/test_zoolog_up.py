@@ -83,3 +83,23 @@ def test_zoo_cfg_mapping() -> None:
     assert config.quorum == {"server.1": "h:2888:3888"}
     with pytest.raises(ConfigError):
         parse_zoo_cfg("minSessionTimeout=9000\nmaxSessionTimeout=1000\n")
+
+
+def test_up_single_process_serves_without_a_front_process(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "zoolog", "up", "--single-process",
+                             "--data-dir", str(tmp_path), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert f"listening on 127.0.0.1:{port}" in proc.stdout.readline()
+    client = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30)
+    client.start(timeout=10)
+    client.create("/one", b"process")
+    assert client.get("/one")[0] == b"process"
+    client.stop()
+    client.close()
+    assert Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split() == []
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopping" in out
