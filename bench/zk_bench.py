@@ -2,7 +2,9 @@
 
     python bench/zk_bench.py            # 16 connections x 32 outstanding, 5 s per workload
     python bench/zk_bench.py --quick    # 2 s per workload
-    python bench/zk_bench.py --rounds 3 # each server three times, alternating; medians
+    python bench/zk_bench.py --rounds 5 # each server five times, alternating; medians
+                                        #   (what docs/BENCHMARKS.md records)
+    python bench/zk_bench.py --zoolog-args=--single-process   # zoolog in one process
 
 Both servers run fresh, one after the other on this machine, with durable writes (zoolog's
 default fsync; ZooKeeper's forceSync=yes). The load generator speaks the wire protocol
