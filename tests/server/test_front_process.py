@@ -3,6 +3,7 @@ its core."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -14,8 +15,8 @@ import pytest
 from kazoo.client import KazooClient
 
 from zoolog.errors import StartupError
-from zoolog.protocol.zk.handoff import CMD_SEND
-from zoolog.server.zk_front import MessageLink, ProcessFront
+from zoolog.protocol.zk.handoff import CMD_SEND, EV_FOUR_LETTER_WORD, EV_OPEN
+from zoolog.server.zk_front import ClientFront, FrontConnection, MessageLink, ProcessFront
 from zoolog.testing import ZkServerThread, wait_until
 
 
@@ -119,3 +120,35 @@ def test_a_front_that_cannot_start_fails_the_start_clearly(
     server = ZkServerThread(tmp_path, client_front_process=True)
     with pytest.raises(StartupError, match="exited before accepting clients"):
         server.start()
+
+
+class _Transport(asyncio.Transport):
+    """Records what a FrontConnection does to its transport."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 5555) if name == "peername" else default
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause_reading")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume_reading")
+
+    def abort(self) -> None:
+        self.calls.append("abort")
+
+
+def test_bytes_after_a_four_letter_word_are_not_taken_for_a_frame() -> None:
+    events: list[tuple[object, ...]] = []
+    front = ClientFront(events.extend, 1 << 20, 0)
+    conn = FrontConnection(front)
+    transport = _Transport()
+    conn.connection_made(transport)
+    conn.data_received(b"ruok")
+    conn.data_received(b"\x7f\xff\xff\xff garbage that is no frame")  # a later segment
+    assert [event[0] for event in events] == [EV_OPEN, EV_FOUR_LETTER_WORD]
+    assert transport.calls == ["pause_reading"]  # not "abort": the answer is on its way

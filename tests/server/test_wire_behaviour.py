@@ -340,3 +340,17 @@ def test_a_client_that_leaves_its_replies_unread_is_not_read_from(
     if not front_process:
         wait_until(lambda: zoolog_zk.call(reading_from_client), 10, "reading to resume")
     sock.close()
+
+
+def test_four_letter_word_answered_whatever_follows_it(zoolog_zk: ZkServerThread) -> None:
+    # `echo ruok | nc` may send the newline (or more) in a later segment than the word
+    for trailer in (b"\n", b"\x7f\xff\xff\xff garbage that is no frame"):
+        sock = socket.create_connection(("127.0.0.1", zoolog_zk.port), timeout=10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"ruok")
+        sock.sendall(trailer)
+        answer = b""
+        while chunk := sock.recv(100):
+            answer += chunk
+        assert answer == b"imok"
+        sock.close()

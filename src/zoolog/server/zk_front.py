@@ -82,8 +82,8 @@ one pass) into several messages; a receiver closes the link on a larger one (a b
 class FrontConnection(asyncio.Protocol):
     """One client connection: bytes in, hand-off events out."""
 
-    __slots__ = ("codec", "conn_id", "front", "paused_by_core", "peer", "reading",
-                 "registered", "transport", "unread_replies")
+    __slots__ = ("codec", "conn_id", "done_reading", "front", "paused_by_core", "peer",
+                 "reading", "registered", "transport", "unread_replies")
 
     def __init__(self, front: ClientFront) -> None:
         self.front = front
@@ -94,11 +94,13 @@ class FrontConnection(asyncio.Protocol):
         self.registered = False
         self.paused_by_core = False
         self.unread_replies = False  # the client is not taking its replies
+        self.done_reading = False  # a four-letter word was asked: its answer ends the talk
         self.reading = True
 
     def update_reading(self) -> None:
         """Read from the client unless the core, the link or the client itself holds back."""
-        want = not (self.paused_by_core or self.unread_replies or self.front.link_paused)
+        want = not (self.paused_by_core or self.unread_replies or self.front.link_paused
+                    or self.done_reading)
         if want != self.reading and self.transport is not None:
             self.reading = want
             if want:
@@ -124,6 +126,8 @@ class FrontConnection(asyncio.Protocol):
         self.front.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.done_reading:
+            return
         try:
             decoded = self.codec.receive_data(data)
         except RemoteProtocolError as exc:
@@ -145,6 +149,11 @@ class FrontConnection(asyncio.Protocol):
                 events.append((EV_UNKNOWN, conn_id, event.xid, event.op))
             elif type(event) is FourLetterWord:
                 events.append((EV_FOUR_LETTER_WORD, conn_id, event.word))
+                # whatever follows the word (a newline from `nc`) must not be taken for a
+                # frame while the core's answer is on its way
+                self.done_reading = True
+                self.update_reading()
+                break
         if events:
             self.front.sink(events)
 
