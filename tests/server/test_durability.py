@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -104,6 +105,9 @@ def test_kill_9_during_writes_loses_no_acknowledged_write(tmp_path: Path,
         assert proc.wait(30) == 0
 
 
+LOG_HEADER_BYTES = 8  # ZLTX + format version
+
+
 def _txn(zxid: int, op: int, body: object) -> Txn:
     return Txn(7, zxid, zxid, 1000 + zxid, op, (), body)
 
@@ -117,9 +121,10 @@ def test_torn_log_tail_is_truncated_and_reported(tmp_path: Path) -> None:
     storage.append_batch([t.to_bytes() for t in txns])
     storage.close()
     log_file = next((tmp_path / "version-2").glob("log.*"))
-    size = log_file.stat().st_size
+    records_end = LOG_HEADER_BYTES + storage.bytes_written  # zeros follow (preallocation)
+    assert log_file.stat().st_size > records_end
     with open(log_file, "r+b") as handle:  # tear the last record in half
-        handle.truncate(size - 7)
+        handle.truncate(records_end - 7)
     recovery = ZkStorage(tmp_path).recover()
     assert recovery.truncated_bytes > 0
     assert recovery.state.last_zxid == 10
@@ -138,7 +143,7 @@ def test_corrupted_record_in_tail_is_detected_by_checksum(tmp_path: Path) -> Non
     storage.close()
     log_file = next((tmp_path / "version-2").glob("log.*"))
     raw = bytearray(log_file.read_bytes())
-    raw[-3] ^= 0xFF  # flip a byte inside the last record's payload
+    raw[LOG_HEADER_BYTES + storage.bytes_written - 3] ^= 0xFF  # inside the last payload
     log_file.write_bytes(bytes(raw))
     recovery = ZkStorage(tmp_path).recover()
     assert recovery.truncated_bytes > 0
@@ -167,3 +172,44 @@ def test_snapshot_plus_log_rebuilds_identical_state(tmp_path: Path) -> None:
     assert recovered.snapshot_zxid == 10 and recovered.replayed_txns == 9
     assert snapshot.encode(recovered.state) == snapshot.encode(state)
     assert recovered.state.sessions[7].ephemerals == state.sessions[7].ephemerals
+
+
+def test_preallocated_zeros_are_no_damage_and_appends_go_on_after_the_records(
+    tmp_path: Path,
+) -> None:
+    storage = ZkStorage(tmp_path)
+    storage.open_log(1)
+    storage.append_batch([_txn(1, OpCode.createSession, CreateSessionTxn(5000)).to_bytes()])
+    storage.append_batch([
+        _txn(z, OpCode.create, CreateRequest(f"/n{z}", b"d", list(OPEN_ACL_UNSAFE), 0)).to_bytes()
+        for z in range(2, 5)
+    ])
+    storage.close()
+    log_file = next((tmp_path / "version-2").glob("log.*"))
+    assert log_file.stat().st_size > LOG_HEADER_BYTES + storage.bytes_written
+    again = ZkStorage(tmp_path)
+    recovery = again.recover()
+    assert (recovery.truncated_bytes, recovery.state.last_zxid) == (0, 4)  # nothing torn
+    # the same segment goes on after its last record, not after the zeros
+    again.open_log(1)
+    again.append_batch([
+        _txn(5, OpCode.create, CreateRequest("/n5", b"d", list(OPEN_ACL_UNSAFE), 0)).to_bytes()
+    ])
+    again.close()
+    final = ZkStorage(tmp_path).recover()
+    assert (final.truncated_bytes, final.state.last_zxid) == (0, 5)
+    assert "/n5" in final.state.nodes
+
+
+def test_a_torn_record_before_the_zeros_is_reported(tmp_path: Path) -> None:
+    storage = ZkStorage(tmp_path)
+    storage.open_log(1)
+    storage.append_batch([_txn(1, OpCode.createSession, CreateSessionTxn(5000)).to_bytes()])
+    storage.close()
+    log_file = next((tmp_path / "version-2").glob("log.*"))
+    with open(log_file, "r+b") as handle:  # half a record written, the rest still zeros
+        handle.seek(LOG_HEADER_BYTES + storage.bytes_written)
+        handle.write(struct.pack(">II", 40, 12345) + b"partial")
+    recovery = ZkStorage(tmp_path).recover()
+    assert recovery.state.last_zxid == 1
+    assert recovery.truncated_bytes > 0 and recovery.truncated_file == log_file.name
