@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Sequence
+import struct
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Generic, TypeVar
 
 from zoolog.coord.errors import ERR, ZkError
 from zoolog.protocol.zk._generated.jute_records import ACL, Id
@@ -28,6 +30,7 @@ SUPER_IDENTITY = ("super", "")
 OPEN_ACL_UNSAFE: tuple[ACL, ...] = (ACL(perms=ALL, id=Id(scheme="world", id="anyone")),)
 
 Identity = tuple[str, str]
+T = TypeVar("T")
 
 
 def digest_id(user_password: str) -> str:
@@ -56,35 +59,51 @@ def _id_matches(acl_id: Id, identity: Identity) -> bool:
 
 def check(acls: Sequence[ACL], perm: int, identities: Iterable[Identity]) -> bool:
     """True if one of `identities` is granted `perm` by `acls` (ZooKeeper's checkACL)."""
-    ids = tuple(identities)
-    if SUPER_IDENTITY in ids:
-        return True
-    if not acls:
-        return True
-    for acl in acls:
-        if not acl.perms & perm:
-            continue
-        acl_id = acl.id
-        if acl_id.scheme == "world" and acl_id.id == "anyone":
-            return True
-        for identity in ids:
-            if _id_matches(acl_id, identity):
-                return True
-    return False
-
-
-def require(acls: Sequence[ACL], perm: int, identities: Iterable[Identity]) -> None:
     for acl in acls:  # the common case first: world:anyone holds the permission
         if acl.perms & perm:
             acl_id = acl.id
             if acl_id.scheme == "world" and acl_id.id == "anyone":
-                return
+                return True
+    ids = tuple(identities)
+    if SUPER_IDENTITY in ids or not acls:
+        return True
+    for acl in acls:
+        if acl.perms & perm:
+            for identity in ids:
+                if _id_matches(acl.id, identity):
+                    return True
+    return False
+
+
+def require(acls: Sequence[ACL], perm: int, identities: Iterable[Identity]) -> None:
     if not check(acls, perm, identities):
         raise ZkError(ERR.NOAUTH, "insufficient permissions")
 
 
-_FIXED: dict[tuple[int, tuple[Identity, ...]], tuple[Sequence[ACL], list[ACL]]] = {}
-FIXED_ACLS_MAX = 4096
+class PerList(Generic[T]):
+    """Results remembered per ACL list object. ACL lists are values in zoolog (never mutated
+    once built) and clients send the same few with every create (the hand-off makes equal ones
+    one object), so work on a list is done once. An entry holds its list, so the list's id
+    stays its own while remembered; the table is emptied when full."""
+
+    def __init__(self, entries_max: int = 4096) -> None:
+        self.entries_max = entries_max
+        self._entries: dict[tuple[int, Hashable], tuple[object, T]] = {}
+
+    def get(self, acls: object, extra: Hashable = None) -> T | None:
+        known = self._entries.get((id(acls), extra))
+        return known[1] if known is not None and known[0] is acls else None
+
+    def put(self, acls: object, extra: Hashable, result: T) -> T:
+        if len(self._entries) >= self.entries_max:
+            self._entries.clear()
+        self._entries[(id(acls), extra)] = (acls, result)
+        return result
+
+
+_FIXED: PerList[list[ACL]] = PerList()
+_VECTORS: PerList[bytes] = PerList()
+_MINUS_ONE = struct.pack(">i", -1)
 
 
 def fixup(acls: Sequence[ACL] | None, identities: tuple[Identity, ...]) -> list[ACL]:
@@ -93,26 +112,31 @@ def fixup(acls: Sequence[ACL] | None, identities: tuple[Identity, ...]) -> list[
     Empty lists, unknown schemes, malformed ids and `auth` entries on a session with no
     authenticated identity are INVALIDACL.
 
-    A list that needs no change comes back as itself.
-
-    ACL lists are values (never mutated once built), and clients send the same few with every
-    create (the hand-off makes equal ones one object): the result is remembered per input list
-    object and identities, the entry holding the input so that its id stays its own. The
-    result is shared by every node created with it; it must not be mutated either.
+    A list that needs no change comes back as itself. The result is remembered per list and
+    identities (`PerList`) and shared by every node created with it: it is a value too.
     """
     if acls is None:
         return _fixup(acls, identities)
-    key = (id(acls), identities)
-    known = _FIXED.get(key)
-    if known is not None and known[0] is acls:
-        return known[1]
+    known = _FIXED.get(acls, identities)
+    if known is not None:
+        return known
     fixed = _fixup(acls, identities)
     if fixed == acls and type(acls) is list:
         fixed = acls
-    if len(_FIXED) >= FIXED_ACLS_MAX:
-        _FIXED.clear()
-    _FIXED[key] = (acls, fixed)
-    return fixed
+    return _FIXED.put(acls, identities, fixed)
+
+
+def vector_bytes(acls: list[ACL] | None) -> bytes:
+    """The jute `vector<ACL>` encoding of a list (txn log, snapshots), once per list."""
+    known = _VECTORS.get(acls)
+    if known is not None:
+        return known
+    if acls is None:
+        return _MINUS_ONE
+    out = bytearray(struct.pack(">i", len(acls)))
+    for acl in acls:
+        acl.write(out)
+    return _VECTORS.put(acls, None, bytes(out))
 
 
 def _fixup(acls: Sequence[ACL] | None, identities: tuple[Identity, ...]) -> list[ACL]:

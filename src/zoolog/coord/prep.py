@@ -96,9 +96,7 @@ def _prep_one(op: int, record: Any, ctx: PrepContext) -> Any:
     if op == OP.setData:  # the hottest write first
         assert type(record) is SetDataRequest
         validate_path(record.path or "")
-        data = record.data
-        if data is not None and len(data) > ctx.limits.znode_data_bytes_max:
-            _check_data(data, ctx.limits)
+        _check_data(record.data, ctx.limits)
         return record
     if op in (OP.create, OP.create2, OP.createContainer, OP.createTTL):
         return _prep_create(op, record, ctx)

@@ -19,9 +19,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from zoolog.coord import acl as acls
 from zoolog.errors import JuteDecodeError
 from zoolog.protocol.zk._generated.jute_records import (
-    ACL,
     CheckVersionRequest,
     CreateRequest,
     CreateSessionTxn,
@@ -96,30 +96,11 @@ def _identities_bytes(identities: tuple[tuple[str, str], ...]) -> bytes:
     return encoded
 
 
-_ACL_VECTORS: dict[int, tuple[list[ACL] | None, bytes]] = {}
-ACL_VECTORS_MAX = 4096
-
-
-def acl_vector_bytes(acl: list[ACL] | None) -> bytes:
-    """The jute `vector<ACL>` of a (shared, never mutated: see `acl.fixup`) ACL list, encoded
-    once per list object; the entry holds the list so that its id stays its own."""
-    known = _ACL_VECTORS.get(id(acl))
-    if known is not None and known[0] is acl:
-        return known[1]
-    out = bytearray()
-    CreateRequest("", None, acl, 0).write(out)
-    encoded = bytes(out[8:-4])  # between the empty path and null data, and the flags
-    if len(_ACL_VECTORS) >= ACL_VECTORS_MAX:
-        _ACL_VECTORS.clear()
-    _ACL_VECTORS[id(acl)] = (acl, encoded)
-    return encoded
-
-
 def _write_create(out: bytearray, record: CreateRequest) -> None:
-    """`CreateRequest.write`, with the ACL vector from `acl_vector_bytes` (the hot write)."""
+    """`CreateRequest.write`, with the ACL vector encoded once per list (the hot write)."""
     _write_ustring(out, record.path)
     _write_buffer(out, record.data)
-    out += acl_vector_bytes(record.acl)
+    out += acls.vector_bytes(record.acl)
     out += _INT.pack(record.flags)
 
 
