@@ -12,8 +12,8 @@ import struct
 import zlib
 from typing import Any
 
+from zoolog.coord import acl as acls
 from zoolog.coord.datatree import CoordState, Node, Session
-from zoolog.coord.txn import acl_vector_bytes
 from zoolog.errors import JuteDecodeError
 from zoolog.limits import Limits
 from zoolog.protocol.zk._generated.jute_records import ACL
@@ -47,7 +47,7 @@ def encode(state: CoordState) -> bytes:
     for path, node in state.nodes.items():
         _put_bytes(out, path.encode("utf-8", "surrogatepass"))
         _put_bytes(out, node.data)
-        out += acl_vector_bytes(node.acl)
+        out += acls.vector_bytes(node.acl)
         out += _NODE_STAT.pack(
             node.czxid, node.mzxid, node.ctime, node.mtime, node.version, node.cversion,
             node.aversion, node.ephemeral_owner, node.pzxid,
@@ -70,46 +70,36 @@ class _Reader:
         self.pos += st.size
         return tuple(values)
 
-    def bytes_or_none(self) -> bytes | None:
-        (length,) = self.take(_INT)
-        if length == -1:
-            return None
-        if length < 0 or self.pos + length > len(self.buf):
-            raise JuteDecodeError("snapshot truncated")
-        value = self.buf[self.pos : self.pos + length]
-        self.pos += length
-        return value
 
-
-def _read_acls(reader: _Reader, shared: dict[bytes, list[ACL]]) -> list[ACL]:
-    """A node's ACL vector. Nodes share a few distinct lists (ACL lists are values): equal
-    vectors decode to one list object, found by their bytes."""
-    buf = reader.buf
-    start = reader.pos
-    (count,) = reader.take(_INT)
+def _read_acls(buf: bytes, pos: int, shared: dict[bytes, list[ACL]]) -> tuple[list[ACL], int]:
+    """A node's ACL vector at `pos`, and the position after it. Nodes share a few distinct
+    lists (ACL lists are values): equal vectors decode to one list object, found by their
+    bytes."""
+    if pos + 4 > len(buf):
+        raise JuteDecodeError("snapshot truncated")
+    (count,) = _INT.unpack_from(buf, pos)
     if count < 0 or count > len(buf):
         raise JuteDecodeError("snapshot ACL count out of range")
-    pos = reader.pos
+    end = pos + 4
     for _ in range(count):  # perms, then the scheme and id strings
-        pos += 4
+        end += 4
         for _field in range(2):
-            if pos + 4 > len(buf):
+            if end + 4 > len(buf):
                 raise JuteDecodeError("snapshot truncated")
-            (length,) = _INT.unpack_from(buf, pos)
-            pos += 4 + max(length, 0)
-    if pos > len(buf):
+            (length,) = _INT.unpack_from(buf, end)
+            end += 4 + max(length, 0)
+    if end > len(buf):
         raise JuteDecodeError("snapshot truncated")
-    key = buf[start:pos]
+    key = buf[pos:end]
     acl_list = shared.get(key)
     if acl_list is None:
         acl_list = []
-        read_pos = reader.pos
+        read_pos = pos + 4
         for _ in range(count):
             acl, read_pos = ACL.read(buf, read_pos)
             acl_list.append(acl)
         shared[key] = acl_list
-    reader.pos = pos
-    return acl_list
+    return acl_list, end
 
 
 def _read_nodes(state: CoordState, body: bytes, pos: int, node_count: int) -> int:
@@ -138,10 +128,7 @@ def _read_nodes(state: CoordState, body: bytes, pos: int, node_count: int) -> in
         else:
             data = body[pos : pos + length]
             pos += length
-        acl_reader = _Reader(body)
-        acl_reader.pos = pos
-        acl_list = _read_acls(acl_reader, shared_acls)
-        pos = acl_reader.pos
+        acl_list, pos = _read_acls(body, pos, shared_acls)
         czxid, mzxid, ctime, mtime, version_, cversion, aversion, owner, pzxid = unpack_stat(
             body, pos
         )

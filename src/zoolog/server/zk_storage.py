@@ -67,16 +67,6 @@ class Recovery:
     skipped_snapshots: list[str] = field(default_factory=list)
 
 
-def _zeros_from(path: Path, position: int) -> bool:
-    """Whether everything in `path` from `position` on is zero bytes (unused preallocation)."""
-    with open(path, "rb") as handle:
-        handle.seek(position)
-        while chunk := handle.read(1 << 20):
-            if chunk.count(0) != len(chunk):
-                return False
-    return True
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -133,12 +123,11 @@ class ZkStorage:
         state = recovery.state
         logs = self._logs()
         for index, (_first, path) in enumerate(logs):
-            good_end, txns = self._read_log(path, state.last_zxid)
+            good_end, size, zero_tail, txns = self._read_log(path, state.last_zxid)
             for txn in txns:
                 state.apply(txn)
                 recovery.replayed_txns += 1
-            size = path.stat().st_size
-            if good_end < size and _zeros_from(path, good_end):
+            if good_end < size and zero_tail:
                 if index == len(logs) - 1:  # appends may go on here: drop the padding
                     with open(path, "r+b") as handle:
                         handle.truncate(good_end)
@@ -158,13 +147,14 @@ class ZkStorage:
                 recovery.truncated_file = path.name
         return recovery
 
-    def _read_log(self, path: Path, applied_zxid: int) -> tuple[int, list[Txn]]:
-        """Check a segment's records; return the end of its last good record and its txns
-        newer than `applied_zxid` (older ones, already in the snapshot, are not decoded)."""
+    def _read_log(self, path: Path, applied_zxid: int) -> tuple[int, int, bool, list[Txn]]:
+        """Check a segment's records. Returns the end of its last good record, the file's size,
+        whether only zeros (unused preallocation) follow that end, and the txns newer than
+        `applied_zxid` (older ones, already in the snapshot, are not decoded)."""
         buf = path.read_bytes()
         txns: list[Txn] = []
         if len(buf) < _LOG_HEADER.size:
-            return 0, txns
+            return 0, len(buf), buf.count(0) == len(buf), txns
         magic, version = _LOG_HEADER.unpack_from(buf, 0)
         if magic != LOG_MAGIC or version != LOG_FORMAT_VERSION:
             raise JuteDecodeError(f"{path} is not a zoolog txn log")
@@ -183,7 +173,7 @@ class ZkStorage:
                 except JuteDecodeError:
                     break
             pos = start + length
-        return pos, txns
+        return pos, len(buf), buf.count(0, pos) == len(buf) - pos, txns
 
     # ------------------------------------------------------------------ writing
 
