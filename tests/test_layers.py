@@ -7,7 +7,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "zoolog"
 
-CORES = ("protocol", "coord", "consensus")
+CORES = ("protocol", "coord", "consensus", "logstore", "broker")
 FORBIDDEN_IN_CORES = {"asyncio", "socket", "selectors", "threading", "time", "random", "os",
                       "subprocess", "multiprocessing"}
 # package -> packages it must not import
@@ -15,8 +15,12 @@ FORBIDDEN_IMPORTS = {
     "protocol": {"coord", "server", "cli", "client", "testing"},
     "coord": {"server", "cli", "client", "testing"},
     "consensus": {"coord", "protocol", "server", "cli", "client", "testing"},
-    "server": {"cli", "client", "testing"},
+    # the runtime may use the asyncio clients (the broker keeps its metadata in the
+    # coordination service through the ZooKeeper client); the clients never import it
+    "server": {"cli", "testing"},
     "client": {"server", "cli", "testing"},
+    "logstore": {"coord", "server", "cli", "client", "testing", "broker"},
+    "broker": {"server", "cli", "client", "testing"},
 }
 
 

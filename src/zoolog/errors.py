@@ -5,7 +5,8 @@ Errors are split by whose fault they are (STYLE.md rule 5):
     ZoologError
      ├── LocalProtocolError    we misused a codec or state machine (a bug in zoolog)
      ├── RemoteProtocolError   a peer sent bytes we cannot accept; close that connection only
-     │    └── JuteDecodeError  a jute record is truncated or malformed
+     │    ├── JuteDecodeError  a jute record is truncated or malformed
+     │    └── KafkaDecodeError a Kafka message is truncated or malformed
      ├── ConfigError           an operator's setting is invalid
      └── StartupError          a server part could not start (e.g. its client front process)
 
@@ -31,6 +32,11 @@ class RemoteProtocolError(ZoologError):
 
 class JuteDecodeError(RemoteProtocolError):
     """A jute record was truncated, had a negative or oversized length, or bad UTF-8."""
+
+
+class KafkaDecodeError(RemoteProtocolError):
+    """A Kafka message was truncated, had a bad length, count or varint, invalid UTF-8, a null
+    where the version allows none, or a version outside the message's valid versions."""
 
 
 class StartupError(ZoologError):

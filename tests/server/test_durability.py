@@ -39,7 +39,8 @@ def start_node(data_dir: Path, port: int, snap_count: int | None = None
         cfg.write_text(f"snapCount={snap_count}\n")
         config = ["--config", str(cfg)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zoolog", "up", *config, "--data-dir", str(data_dir), "--port",
+        [sys.executable, "-m", "zoolog", "up", "--no-kafka", *config, "--data-dir", str(data_dir),
+         "--port",
          str(port), "--log-level", "WARNING"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )

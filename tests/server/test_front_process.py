@@ -55,7 +55,8 @@ def test_the_front_dies_with_its_core_and_frees_the_port(tmp_path: Path) -> None
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "zoolog", "up", "--data-dir", str(tmp_path), "--port",
+    command = [sys.executable, "-m", "zoolog", "up", "--no-kafka", "--data-dir", str(tmp_path),
+               "--port",
                str(port), "--log-level", "WARNING"]
     core = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert core.stdout is not None

@@ -39,7 +39,8 @@ def test_up_reads_zoo_cfg_serves_and_stops_cleanly(tmp_path: Path, stop_signal: 
         "maxClientCnxns=10\nminSessionTimeout=1000\nmaxSessionTimeout=5000\n"
         "initLimit=5\nsyncLimit=2\nautopurge.purgeInterval=1\n"
     )
-    proc = subprocess.Popen([sys.executable, "-m", "zoolog", "up", "--config", str(cfg)],
+    proc = subprocess.Popen([sys.executable, "-m", "zoolog", "up", "--config", str(cfg),
+                             "--kafka-port", str(free_port())],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     assert proc.stdout is not None
@@ -51,13 +52,15 @@ def test_up_reads_zoo_cfg_serves_and_stops_cleanly(tmp_path: Path, stop_signal: 
     assert ",to=5000," in client.command(b"cons")  # 30 s clamped by maxSessionTimeout
     client.stop()
     client.close()
-    [front] = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 2  # the client front and the broker
     os.killpg(proc.pid, stop_signal)  # as Ctrl-C in a terminal or systemd would: the group
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "stopping" in out
     assert "Traceback" not in err and "error" not in err.lower(), err
-    wait_until(lambda: _gone(int(front)), 10, "the front process to exit with its core")
+    wait_until(lambda: all(_gone(int(child)) for child in children), 10,
+               "the child processes to exit with the core")
     assert (tmp_path / "data" / "version-2").is_dir()
 
 
@@ -88,7 +91,7 @@ def test_zoo_cfg_mapping() -> None:
 def test_up_single_process_serves_without_a_front_process(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "zoolog", "up", "--single-process",
-                             "--data-dir", str(tmp_path), "--port", str(port)],
+                             "--no-kafka", "--data-dir", str(tmp_path), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert f"listening on 127.0.0.1:{port}" in proc.stdout.readline()

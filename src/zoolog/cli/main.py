@@ -11,11 +11,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from zoolog import __version__
-from zoolog.cli import raft, sim, up, zk
+from zoolog.cli import broker, raft, sim, up, zk
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
     "up": (up.add_arguments, up.run),
+    "broker": (broker.add_arguments, broker.run),
     "zk": (zk.add_arguments, zk.run),
     "sim": (sim.add_arguments, sim.run),
     "raft": (raft.add_arguments, raft.run),

@@ -1,42 +1,78 @@
-"""Start a zoolog node: the coordination service on 127.0.0.1:2181 by default.
+"""Start zoolog: the coordination service on 127.0.0.1:2181 and the Kafka broker on :9092.
 
-Data lives in ./zoolog-data unless --data-dir says otherwise; a ZooKeeper zoo.cfg may be given
-with --config (its keys keep their ZooKeeper meaning; flags given here override it). Stops
-cleanly on Ctrl-C and SIGTERM: in-flight writes are synced before the process exits.
+One command, one data directory: ./zoolog-data unless --data-dir says otherwise (the
+coordination service's files in it, the broker's logs in its `kafka/` directory). The broker
+runs in a process of its own and keeps its metadata in the coordination service, as Kafka
+did in ZooKeeper mode. --config takes a ZooKeeper zoo.cfg or a Kafka server.properties (or
+both, given twice); their keys keep their meaning, and flags given here override them.
+With --zookeeper HOST:PORT only the broker starts, keeping its metadata in that service
+(an Apache ZooKeeper or a zoolog ensemble). Stops cleanly on Ctrl-C and SIGTERM: the broker
+first (its logs flushed), then the coordination service (in-flight writes synced).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 from pathlib import Path
 
 from zoolog.errors import ConfigError, StartupError
+from zoolog.server.broker_process import BrokerProcess, broker_args
 from zoolog.server.config import NodeConfig, load_zoo_cfg
+from zoolog.server.kafka_config import DEFAULT_PORT, looks_like_server_properties, parse_properties
 from zoolog.server.process import tune_gc_for_serving
 from zoolog.server.zk_node import ZkNode
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", metavar="ZOO_CFG", help="a ZooKeeper zoo.cfg to read")
+    parser.add_argument("--config", "-c", metavar="FILE", action="append", default=[],
+                        help="a ZooKeeper zoo.cfg or a Kafka server.properties (repeatable)")
     parser.add_argument("--data-dir", metavar="DIR", help="data directory (default ./zoolog-data)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="ZooKeeper client port (default 2181)")
+    parser.add_argument("--kafka-port", type=int,
+                        help=f"Kafka port (default {DEFAULT_PORT}; 0 = any free port)")
+    parser.add_argument("--no-kafka", action="store_true",
+                        help="run only the coordination service")
+    parser.add_argument("--zookeeper", metavar="HOST:PORT[,...]",
+                        help="run only the broker, keeping its metadata in this coordination "
+                             "service (an Apache ZooKeeper or zoolog ensemble)")
     parser.add_argument("--tick-ms", type=int, help="tickTime in ms (default 2000)")
     parser.add_argument("--no-fsync", action="store_true",
-                        help="do not fsync before acknowledging writes (forceSync=no): faster, "
-                             "but a machine crash may lose the last acknowledged writes")
+                        help="do not fsync before acknowledging writes (forceSync=no; for the "
+                             "broker, acks=all and offset commits): faster, but a machine crash "
+                             "may lose the last acknowledged writes")
     parser.add_argument("--single-process", action="store_true",
-                        help="serve client sockets in the state machine's process instead of a "
-                             "separate front process (uses one CPU core)")
+                        help="serve ZooKeeper client sockets in the state machine's process "
+                             "instead of a separate front process")
     parser.add_argument("--log-level", default="INFO")
 
 
-def build_config(args: argparse.Namespace) -> NodeConfig:
-    config = load_zoo_cfg(args.config) if args.config else NodeConfig()
+def split_configs(paths: list[str]) -> tuple[str | None, str | None]:
+    """(zoo.cfg, server.properties) among the --config files, by their keys."""
+    zoo_cfg = server_properties = None
+    for path in paths:
+        try:
+            values = parse_properties(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
+        if looks_like_server_properties(values):
+            if server_properties is not None:
+                raise ConfigError("give at most one server.properties")
+            server_properties = path
+        else:
+            if zoo_cfg is not None:
+                raise ConfigError("give at most one zoo.cfg")
+            zoo_cfg = path
+    return zoo_cfg, server_properties
+
+
+def build_config(args: argparse.Namespace, zoo_cfg: str | None) -> NodeConfig:
+    config = load_zoo_cfg(zoo_cfg) if zoo_cfg else NodeConfig()
     if args.data_dir:
         config.data_dir = Path(args.data_dir)
     if args.host:
@@ -52,24 +88,74 @@ def build_config(args: argparse.Namespace) -> NodeConfig:
     return config
 
 
-async def _run(config: NodeConfig) -> None:
-    node = ZkNode(config)
-    await node.start()
-    tune_gc_for_serving()
+def _kafka_port(args: argparse.Namespace, server_properties: str | None) -> int:
+    if args.kafka_port is not None:
+        return int(args.kafka_port)
+    if server_properties:
+        values = parse_properties(Path(server_properties).read_text(encoding="utf-8"))
+        if "listeners" in values:
+            return -1  # the file's listener decides
+    return DEFAULT_PORT
+
+
+async def _run(args: argparse.Namespace, config: NodeConfig,
+               server_properties: str | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    recovered = node.recovery
-    print(f"zoolog coordination service listening on {node.connect_string}", flush=True)
-    print(f"  data dir: {config.data_dir.resolve()} (zxid {node.state.last_zxid:#x}, "
-          f"{node.state.node_count()} znodes, {len(node.state.sessions)} sessions, "
-          f"{recovered.replayed_txns} txns replayed)", flush=True)
-    print(f"  connect with: zkCli.sh -server {node.connect_string}   or   "
-          f"KazooClient(hosts='{node.connect_string}')", flush=True)
-    await stop.wait()
-    print("zoolog: stopping", flush=True)
-    await node.stop()
+    node: ZkNode | None = None
+    zookeeper = args.zookeeper
+    if zookeeper is None:
+        node = ZkNode(config)
+        await node.start()
+        recovered = node.recovery
+        print(f"zoolog coordination service listening on {node.connect_string}", flush=True)
+        print(f"  data dir: {config.data_dir.resolve()} (zxid {node.state.last_zxid:#x}, "
+              f"{node.state.node_count()} znodes, {len(node.state.sessions)} sessions, "
+              f"{recovered.replayed_txns} txns replayed)", flush=True)
+        print(f"  connect with: zkCli.sh -server {node.connect_string}   or   "
+              f"KazooClient(hosts='{node.connect_string}')", flush=True)
+        host = "127.0.0.1" if config.host in ("", "0.0.0.0") else config.host
+        zookeeper = f"{host}:{node.port}"
+    broker: BrokerProcess | None = None
+    try:
+        if not args.no_kafka:
+            port = _kafka_port(args, server_properties)
+            broker_argv = broker_args(config.data_dir / "kafka", config.host, port, zookeeper,
+                                      [server_properties] if server_properties else [],
+                                      args.no_fsync, args.log_level)
+            if port < 0:  # the server.properties listener wins
+                drop = broker_argv.index("--port")
+                del broker_argv[drop : drop + 2]
+                drop = broker_argv.index("--host")
+                del broker_argv[drop : drop + 2]
+            broker = BrokerProcess(broker_argv)
+            starting = asyncio.ensure_future(broker.start())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():  # Ctrl-C / SIGTERM while the broker was starting
+                stopping.cancel()
+                with contextlib.suppress(StartupError):
+                    await starting
+                print("zoolog: stopping", flush=True)
+                return
+            stopping.cancel()
+            starting.result()
+            print(f"zoolog Kafka broker listening on {broker.bootstrap} (metadata in "
+                  f"{zookeeper}, logs in {(config.data_dir / 'kafka').resolve()})", flush=True)
+            print("  use it from a shell:", flush=True)
+            print(f"    export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}", flush=True)
+            print(f"    export ZOOLOG_BROKERS={broker.bootstrap}", flush=True)
+            print(f"    export ZOOKEEPER_CONNECT={zookeeper}", flush=True)
+        tune_gc_for_serving()
+        await stop.wait()
+        print("zoolog: stopping", flush=True)
+    finally:
+        if broker is not None:
+            await broker.stop()
+        if node is not None:
+            await node.stop()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        config = build_config(args)
+        zoo_cfg, server_properties = split_configs(args.config)
+        config = build_config(args, zoo_cfg)
     except ConfigError as exc:
         print(f"zoolog up: {exc}", file=sys.stderr)
         return 2
@@ -85,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"zoolog up: ignoring zoo.cfg keys zoolog does not use: "
               f"{', '.join(sorted(config.unknown_keys))}", file=sys.stderr)
     try:
-        asyncio.run(_run(config))
+        asyncio.run(_run(args, config, server_properties))
     except OSError as exc:
         print(f"zoolog up: cannot listen on {config.host}:{config.client_port}: {exc}",
               file=sys.stderr)

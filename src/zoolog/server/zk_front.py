@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import marshal
 import signal
@@ -63,6 +62,7 @@ from zoolog.protocol.zk.handoff import (
     plain_connect,
     plain_request,
 )
+from zoolog.server.process import die_with_parent
 
 log = logging.getLogger("zoolog.zk.front")
 
@@ -446,17 +446,6 @@ class ProcessFront:
 
 # ---------------------------------------------------------------------- the child process
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (PR_SET_PDEATHSIG)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)
-
-
 async def _serve_front(listen_fd: int, link_fd: int, frame_bytes_max: int,
                        connections_per_address_max: int) -> None:
     loop = asyncio.get_running_loop()
@@ -500,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections-per-address-max", type=int, required=True)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
-    _die_with_parent()
+    die_with_parent()
     # the core decides when to stop (Ctrl-C and SIGTERM reach the whole process group): the
     # front ends when its link to the core closes
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,0 +1,37 @@
+"""The classic consumer-group coordinator (JoinGroup/SyncGroup/Heartbeat/LeaveGroup, offsets
+in `__consumer_offsets`), sans-I/O. `GroupCoordinator` is the entry point; see its module
+for how a runtime drives it."""
+
+from .coordinator import (
+    GROUP_AUTHORIZED_OPERATIONS,
+    GroupConfig,
+    GroupCoordinator,
+    Persist,
+    Reply,
+    java_string_hash,
+    partition_for,
+)
+from .group import VALID_PREVIOUS, ClassicGroup, GroupState, Member, Parked
+from .offsets import OffsetAndMetadata, OffsetStore
+from .records import CorruptRecordError, GroupRecord, OffsetRecord, decode_record
+
+__all__ = [
+    "GROUP_AUTHORIZED_OPERATIONS",
+    "VALID_PREVIOUS",
+    "ClassicGroup",
+    "CorruptRecordError",
+    "GroupConfig",
+    "GroupCoordinator",
+    "GroupRecord",
+    "GroupState",
+    "Member",
+    "OffsetAndMetadata",
+    "OffsetRecord",
+    "OffsetStore",
+    "Parked",
+    "Persist",
+    "Reply",
+    "decode_record",
+    "java_string_hash",
+    "partition_for",
+]

@@ -1,0 +1,1135 @@
+"""`KafkaNode`: the broker's asyncio runtime — sockets, disk, timers, the coordination service.
+
+The broker logic (`zoolog.broker`) decides; this module does the I/O it asks for:
+
+```
+socket bytes -> KafkaConnection.data_received -> FrameReader (protocol/kafka/connection.py)
+  -> request header + generated decoder -> one Slot per request (responses leave in request
+     order, whatever order they complete in)
+  -> handler: broker function -> response now, or later:
+       acks=all produce      -> Flusher (fsync in a worker thread, group commit) -> response
+       fetch with min_bytes  -> parked until data arrives on its partitions or max_wait_ms
+       group requests        -> GroupCoordinator outputs: Reply now / Persist to
+                                __consumer_offsets, fsync, then the replies
+       admin, auto-create    -> ZkMetadataStore (coordination service) -> open/close logs
+  -> encode (records as FileSlices of segment files) -> transport
+```
+
+A connection processes one request at a time unless the one in flight only waits for an
+fsync (Kafka mutes a connection while a request is in flight; a produce pipeline needs no
+muting since appends are ordered already). Reading stops while the socket's write buffer is
+over its high-water mark (`pause_writing`) or too many requests are queued.
+
+Durability (docs/ARCHITECTURE.md): an acks=all produce and every coordinator write are
+answered after `fdatasync` of the segment; acks=1 after the write reaches the page cache;
+`flush.messages` / `flush.ms` add periodic fsyncs; `--no-fsync` turns the fsyncs off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import logging
+import os
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoolog.broker import (
+    cluster_api,
+    configs_api,
+    offsets_api,
+    producers_api,
+    topics_api,
+)
+from zoolog.broker.api_versions import (
+    ADVERTISED,
+    api_versions_response,
+    serves,
+    unsupported_api_versions_response,
+)
+from zoolog.broker.broker import Broker
+from zoolog.broker.error_responses import error_response
+from zoolog.broker.fetch import FetchOperation
+from zoolog.broker.groups.coordinator import GroupCoordinator, Persist, Reply
+from zoolog.broker.metadata import CONSUMER_OFFSETS, MetadataImage, TopicInfo
+from zoolog.broker.partition import Partition
+from zoolog.broker.produce import produce, unknown_topics
+from zoolog.broker.znodes import BrokerRegistration
+from zoolog.coord.errors import Code, ZkError
+from zoolog.errors import KafkaDecodeError, StartupError
+from zoolog.logstore import cleaner
+from zoolog.logstore.files import FileSlice
+from zoolog.logstore.partition_log import FlushPlan
+from zoolog.protocol.kafka import record_batch as rb
+from zoolog.protocol.kafka._generated import REQUESTS
+from zoolog.protocol.kafka.codec import assemble, request_header_version, response_header_version
+from zoolog.protocol.kafka.connection import (
+    FrameReader,
+    FrameTooLarge,
+    peek_api,
+    read_request_header,
+    response_prefix,
+)
+from zoolog.protocol.kafka.errors import Err, KafkaError
+from zoolog.server.kafka_config import KafkaNodeConfig
+from zoolog.server.kafka_metadata import ZkMetadataStore
+from zoolog.server.log_files import OsLogFileSystem
+
+log = logging.getLogger(__name__)
+
+QUEUED_FRAMES_MAX = 64
+"""Frames a muted connection buffers before it stops reading from its socket."""
+WRITE_HIGH_WATER_BYTES = 8 << 20
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Slot:
+    """One request's place in its connection's response order."""
+
+    __slots__ = ("api_key", "correlation_id", "header_version", "parts", "version", "waits")
+
+    def __init__(self, api_key: int, version: int, correlation_id: int) -> None:
+        self.api_key = api_key
+        self.version = version
+        self.correlation_id = correlation_id
+        self.header_version = response_header_version(api_key, version)
+        self.parts: list[Any] | None = None
+        self.waits = False
+        """True while the connection must not start the next request (a muting wait)."""
+
+
+@dataclass(slots=True)
+class RequestContext:
+    connection: KafkaConnection
+    slot: Slot
+    client_id: str
+    version: int
+
+
+class KafkaConnection(asyncio.Protocol):
+    """One client connection (see the module docstring)."""
+
+    def __init__(self, node: KafkaNode) -> None:
+        self.node = node
+        self.reader = FrameReader()
+        self.transport: asyncio.Transport | None = None
+        self.client_host = ""
+        self.slots: deque[Slot] = deque()
+        self.queued: deque[bytes] = deque()
+        self.muted = False
+        self.writing_paused = False
+        self.closed = False
+        self._handling = False
+
+    # --- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        stream: asyncio.Transport = transport  # type: ignore[assignment]  # uvloop: no subclass
+        self.transport = stream
+        stream.set_write_buffer_limits(WRITE_HIGH_WATER_BYTES)
+        peer = transport.get_extra_info("peername")
+        self.client_host = f"/{peer[0]}" if peer else ""
+        self.node.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.node.connections.discard(self)
+        self.node.parking.forget_connection(self)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._update_reading()
+        self._drain_queue()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.reader.feed(data)
+        except FrameTooLarge as exc:
+            log.warning("closing %s: %s", self.client_host, exc)
+            self.close()
+            return
+        for frame in frames:
+            if self.muted or self.queued or self.writing_paused:
+                self.queued.append(bytes(frame))
+            else:
+                self.handle(frame)
+            if self.closed:
+                return
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self.transport is None or self.closed:
+            return
+        if len(self.queued) >= QUEUED_FRAMES_MAX or self.writing_paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def _drain_queue(self) -> None:
+        while self.queued and not self.muted and not self.writing_paused and not self.closed:
+            self.handle(memoryview(self.queued.popleft()))
+        self._update_reading()
+
+    def close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+
+    # --- requests -----------------------------------------------------------------------
+
+    def handle(self, frame: memoryview) -> None:
+        self._handling = True
+        try:
+            self._handle(frame)
+        finally:
+            self._handling = False
+
+    def _handle(self, frame: memoryview) -> None:
+        try:
+            api_key, version, correlation_id = peek_api(frame)
+        except KafkaDecodeError:
+            self.close()
+            return
+        if api_key == 18 and not serves(18, version):
+            # KIP-511: an ApiVersions version we do not know is answered as v0, header v0
+            self._write_response(correlation_id, 0, unsupported_api_versions_response(), 0)
+            return
+        request_cls = REQUESTS.get(api_key)
+        if request_cls is None or not (request_cls.VALID_VERSIONS[0] <= version
+                                       <= request_cls.VALID_VERSIONS[1]):
+            log.warning("closing %s: request for API key %d version %d, which this broker "
+                        "cannot parse", self.client_host, api_key, version)
+            self.close()
+            return
+        try:
+            head = read_request_header(frame, request_header_version(api_key, version))
+            request, _ = request_cls.decode(frame, head.body_pos, version)
+        except KafkaDecodeError as exc:
+            log.warning("closing %s: malformed %s v%d request: %s", self.client_host,
+                        request_cls.__name__, version, exc)
+            self.close()
+            return
+        if api_key == 0 and request.acks == 0:
+            self.node.produce_without_response(self, request, version)
+            return
+        slot = Slot(api_key, version, correlation_id)
+        self.slots.append(slot)
+        context = RequestContext(self, slot, head.client_id or "", version)
+        try:
+            if not serves(api_key, version):
+                low, high = ADVERTISED.get(api_key, (-1, -1))
+                raise KafkaError(Err.UNSUPPORTED_VERSION,
+                                 f"{request_cls.__name__} v{version} is not supported "
+                                 f"(this broker serves {low}-{high})")
+            self.node.dispatch(context, request)
+        except KafkaError as exc:
+            self.respond(slot, error_response(api_key, request, version, exc))
+        except Exception:
+            log.exception("%s v%d failed", request_cls.__name__, version)
+            self.respond(slot, error_response(api_key, request, version,
+                                              KafkaError(Err.UNKNOWN_SERVER_ERROR,
+                                                         "internal error")))
+        if slot.parts is None and slot.waits:
+            self.muted = True
+
+    def respond(self, slot: Slot, response: Any) -> None:
+        """Complete `slot` with `response`; sends every completed response at the head."""
+        if slot.parts is not None or self.closed:
+            return
+        out = bytearray()
+        splices: list[tuple[int, object]] = []
+        response.encode(slot.version, out, splices)
+        slot.parts = assemble(out, splices)
+        unmuted = slot.waits
+        if slot.waits:
+            slot.waits = False
+            self.muted = False
+        self._send_ready()
+        if unmuted and not self._handling:
+            self._drain_queue()
+
+    def _send_ready(self) -> None:
+        while self.slots and self.slots[0].parts is not None:
+            slot = self.slots.popleft()
+            assert slot.parts is not None
+            self._write_parts(slot.correlation_id, slot.header_version, slot.parts)
+
+    def _write_response(self, correlation_id: int, header_version: int, response: Any,
+                        version: int) -> None:
+        out = bytearray()
+        response.encode(version, out)
+        self._write_parts(correlation_id, header_version, [out])
+
+    def _write_parts(self, correlation_id: int, header_version: int, parts: list[Any]) -> None:
+        if self.transport is None or self.closed:
+            return
+        size = sum(len(p) for p in parts)
+        buffers: list[Any] = [response_prefix(correlation_id, header_version, size)]
+        for part in parts:
+            if isinstance(part, FileSlice):
+                buffers.append(self.node.fs.read(part.path, part.position, part.size))
+            else:
+                buffers.append(part)
+        self.transport.writelines(buffers)
+
+
+class Flusher:
+    """Group commit for the log: fsyncs the partitions asked for in a worker thread, one
+    batch at a time; requests arriving meanwhile share the next batch."""
+
+    def __init__(self, node: KafkaNode) -> None:
+        self.node = node
+        self._pending: dict[int, Partition] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.fsyncs = 0
+
+    def flush(self, partitions: list[Partition]) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self.node.config.sync_writes or not partitions:
+            future.set_result(None)
+            return future
+        for partition in partitions:
+            self._pending[id(partition)] = partition
+        self._waiters.append(future)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        return future
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch = list(self._pending.values())
+            waiters = self._waiters
+            self._pending = {}
+            self._waiters = []
+            plans = [(p, p.log.flush_plan()) for p in batch if not p.log.closed]
+            fs = self.node.fs
+            try:
+                await asyncio.to_thread(_run_plans, fs, [plan for _, plan in plans])
+                self.fsyncs += sum(len(plan.file_paths) for _, plan in plans)
+                for partition, plan in plans:
+                    if not partition.log.closed:
+                        partition.log.mark_flushed(plan)
+            except OSError as exc:
+                log.error("fsync failed: %s", exc)
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(KafkaError(Err.KAFKA_STORAGE_ERROR, str(exc)))
+                continue
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+
+def _write_files(fs: OsLogFileSystem, files: list[tuple[str, bytes]]) -> None:
+    for path, data in files:
+        fs.write_atomic(path, data)
+
+
+def _run_plans(fs: OsLogFileSystem, plans: list[FlushPlan]) -> None:
+    for plan in plans:
+        plan.run(fs)
+
+
+class FetchParking:
+    """Fetches waiting for data: woken by appends to their partitions or their deadline."""
+
+    def __init__(self, node: KafkaNode) -> None:
+        self.node = node
+        self._by_partition: dict[tuple[str, int], set[_ParkedFetch]] = {}
+        self._woken: set[_ParkedFetch] = set()
+        self._scheduled = False
+
+    def park(self, context: RequestContext, operation: FetchOperation) -> None:
+        parked = _ParkedFetch(context, operation)
+        for key in operation.partition_keys:
+            self._by_partition.setdefault(key, set()).add(parked)
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, (operation.deadline_ms - now_ms()) / 1000)
+        parked.timer = loop.call_later(delay, self._expire, parked)
+
+    def appended(self, partition: Partition) -> None:
+        waiting = self._by_partition.get((partition.topic, partition.index))
+        if not waiting:
+            return
+        self._woken.update(waiting)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._evaluate)
+
+    def _evaluate(self) -> None:
+        self._scheduled = False
+        woken, self._woken = self._woken, set()
+        now = now_ms()
+        for parked in woken:
+            if parked.done:
+                continue
+            response = parked.operation.evaluate(now)
+            if response is not None:
+                self._finish(parked, response)
+
+    def _expire(self, parked: _ParkedFetch) -> None:
+        if parked.done:
+            return
+        response = parked.operation.evaluate(max(now_ms(), parked.operation.deadline_ms))
+        if response is None:  # cannot happen at the deadline; answer empty rather than hang
+            response = parked.operation.evaluate(parked.operation.deadline_ms + 1)
+        assert response is not None
+        self._finish(parked, response)
+
+    def _finish(self, parked: _ParkedFetch, response: Any) -> None:
+        parked.done = True
+        if parked.timer is not None:
+            parked.timer.cancel()
+        for key in parked.operation.partition_keys:
+            waiting = self._by_partition.get(key)
+            if waiting is not None:
+                waiting.discard(parked)
+                if not waiting:
+                    del self._by_partition[key]
+        parked.context.connection.respond(parked.context.slot, response)
+
+    def forget_connection(self, connection: KafkaConnection) -> None:
+        for waiting in list(self._by_partition.values()):
+            for parked in list(waiting):
+                if parked.context.connection is connection:
+                    parked.done = True
+                    if parked.timer is not None:
+                        parked.timer.cancel()
+                    waiting.discard(parked)
+
+    def wake_all(self) -> None:
+        """Answer every parked fetch now (shutdown)."""
+        for waiting in list(self._by_partition.values()):
+            for parked in list(waiting):
+                if not parked.done:
+                    self._expire(parked)
+
+
+class _ParkedFetch:
+    __slots__ = ("context", "done", "operation", "timer")
+
+    def __init__(self, context: RequestContext, operation: FetchOperation) -> None:
+        self.context = context
+        self.operation = operation
+        self.timer: asyncio.TimerHandle | None = None
+        self.done = False
+
+
+Handler = Callable[[RequestContext, Any], None]
+
+
+class KafkaNode:
+    """One broker (see the module docstring). `await start()`, `await stop()`."""
+
+    def __init__(self, config: KafkaNodeConfig) -> None:
+        config.validate()
+        self.config = config
+        self.data_dir = Path(config.data_dir)
+        self.fs = OsLogFileSystem(self.data_dir)
+        self.store = ZkMetadataStore(config.zookeeper, self.data_dir, config.settings.broker_id,
+                                     config.zookeeper_session_timeout_ms)
+        self.connections: set[KafkaConnection] = set()
+        self.flusher = Flusher(self)
+        self.parking = FetchParking(self)
+        self.broker: Broker | None = None
+        self.groups: GroupCoordinator | None = None
+        self.port = config.port
+        self._server: asyncio.AbstractServer | None = None
+        self._lock_fd: int | None = None
+        self._timers: list[asyncio.Task[None]] = []
+        self._group_timer: asyncio.TimerHandle | None = None
+        self._group_deadline: int | None = None
+        self._admin_lock = asyncio.Lock()
+        self._pid_refill: asyncio.Task[None] | None = None
+        self._pending_merges: dict[int, Any] = {}
+        """OffsetCommit responses waiting to merge the coordinator's answer (by slot)."""
+        self.started_ms = 0
+        self.handlers: dict[int, Handler] = {
+            0: self._produce, 1: self._fetch, 2: self._list_offsets, 3: self._metadata,
+            8: self._group_call, 9: self._group_call, 10: self._find_coordinator,
+            11: self._group_call, 12: self._group_call, 13: self._group_call,
+            14: self._group_call, 15: self._group_call, 16: self._group_call,
+            18: self._api_versions, 19: self._create_topics, 20: self._delete_topics,
+            21: self._delete_records, 22: self._init_producer_id,
+            23: self._offset_for_leader_epoch, 32: self._describe_configs,
+            33: self._alter_configs, 37: self._create_partitions, 42: self._group_call,
+            44: self._alter_configs, 47: self._group_call, 60: self._describe_cluster,
+            61: self._describe_producers,
+        }
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.advertised_host}:{self.advertised_port}"
+
+    @property
+    def advertised_host(self) -> str:
+        host = self.config.advertised_host or self.config.host
+        return "127.0.0.1" if host in ("", "0.0.0.0") else host
+
+    @property
+    def advertised_port(self) -> int:
+        return self.config.advertised_port or self.port
+
+    def _lock_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.data_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise StartupError(f"{self.data_dir} is in use by another broker process") from exc
+        self._lock_fd = fd
+
+    async def start(self) -> None:
+        started = time.monotonic()
+        self._lock_data_dir()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: KafkaConnection(self), self.config.host,
+                                                self.config.port, start_serving=False,
+                                                reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        settings = self.config.settings
+        settings.host, settings.port = self.advertised_host, self.advertised_port
+        registration = BrokerRegistration(settings.broker_id, settings.host, settings.port,
+                                          settings.rack)
+        try:
+            await self.store.start(registration)
+        except (TimeoutError, ZkError, OSError) as exc:
+            self._server.close()
+            raise StartupError(f"cannot keep metadata in the coordination service at "
+                               f"{self.config.zookeeper}: {exc}") from exc
+        self._check_cluster_id(self.store.cluster_id)
+        image = MetadataImage(self.store.cluster_id, registration)
+        image.controller_id = settings.broker_id
+        self.broker = Broker(settings, image, self.fs)
+        topics = [await self.store.bump_leader_epoch(info)
+                  for info in await self.store.load_topics()]
+        for info in topics:
+            image.put_topic(info)
+        now = now_ms()
+        self.load_report = self.broker.open_logs(now)
+        for info in topics:
+            self._open(info)
+        for topic, index in self.broker.stray_logs():
+            log.warning("log %s-%d on disk belongs to no topic in the metadata: left alone",
+                        topic, index)
+        await self._start_groups()
+        await self._refill_producer_ids()
+        await self._server.start_serving()
+        self._timers.append(asyncio.create_task(self._periodic()))
+        self.started_ms = int((time.monotonic() - started) * 1000)
+
+    def _check_cluster_id(self, cluster_id: str) -> None:
+        """Kafka's meta.properties: a data directory belongs to one cluster; pointing the
+        broker at another coordination service must not mix (or delete) its data."""
+        path = self.data_dir / "meta.properties"
+        if path.exists():
+            values = dict(line.split("=", 1) for line in path.read_text().splitlines()
+                          if "=" in line and not line.startswith("#"))
+            if values.get("cluster.id", cluster_id) != cluster_id:
+                raise StartupError(
+                    f"the data in {self.data_dir} belongs to cluster {values['cluster.id']}, "
+                    f"but the coordination service at {self.config.zookeeper} holds cluster "
+                    f"{cluster_id} (Kafka's InconsistentClusterIdException)")
+            return
+        temp = path.with_suffix(".tmp")
+        temp.write_text(f"#zoolog broker\nversion=0\nbroker.id={self.config.settings.broker_id}"
+                        f"\ncluster.id={cluster_id}\n")
+        temp.replace(path)
+
+    async def _start_groups(self) -> None:
+        assert self.broker is not None
+        settings = self.config.settings
+        if CONSUMER_OFFSETS not in self.broker.metadata.topics:
+            new = topics_api.new_topic(self.broker, CONSUMER_OFFSETS,
+                                       settings.offsets_topic_num_partitions, 1,
+                                       {"cleanup.policy": "compact",
+                                        "segment.bytes": str(settings.offsets_topic_segment_bytes),
+                                        "compression.type": "producer"})
+            await self._create_topic(new)
+        info = self.broker.metadata.topics[CONSUMER_OFFSETS]
+        config = dataclasses.replace(self.config.groups,
+                                     offsets_topic_num_partitions=len(info.partitions))
+        self.groups = GroupCoordinator(config, random.Random())
+        now = now_ms()
+        for meta in info.partitions:
+            partition = self.broker.partition(CONSUMER_OFFSETS, meta.index)
+            self.groups.load(meta.index, _records_of(partition), now)
+        self._drain_groups()
+
+    async def stop(self) -> None:
+        for task in self._timers:
+            task.cancel()
+        if self._group_timer is not None:
+            self._group_timer.cancel()
+        if self._server is not None:
+            self._server.close()
+        self.parking.wake_all()
+        for connection in list(self.connections):
+            connection.close()
+        if self.broker is not None:
+            self.broker.close()  # flushes every log, checkpoints, clean-shutdown marker
+        await self.store.close()
+        self.fs.close_all()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    async def crash(self) -> None:
+        """Stop without closing anything cleanly (tests: what kill -9 leaves)."""
+        for task in self._timers:
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        await self.store.disconnect()
+        self.fs.close_all()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    async def _periodic(self) -> None:
+        """Background work, once a second: flush.ms / flush.messages, idle fetch sessions;
+        every `retention_check_interval_ms` retention and producer expiry; every
+        `cleaner_interval_ms` compaction (in a worker thread); every minute the recovery-point
+        and log-start checkpoints (Kafka's log.flush.*.checkpoint.interval.ms)."""
+        last_retention = last_clean = last_checkpoint = now_ms()
+        while True:
+            await asyncio.sleep(1.0)
+            broker = self.broker
+            if broker is None or broker.logs is None:
+                continue
+            now = now_ms()
+            due = [p for p in broker.partitions.values() if p.log.needs_flush(now)]
+            if due:
+                self.flusher.flush(due)
+            broker.fetch_sessions.expire(now, self.config.settings.fetch_session_idle_ms)
+            try:
+                if now - last_retention >= self.config.retention_check_interval_ms:
+                    last_retention = now
+                    for partition in list(broker.partitions.values()):
+                        partition.log.apply_retention(now, partition.high_watermark)
+                        partition.producers.expire(
+                            now, self.config.settings.producer_id_expiration_ms)
+                if now - last_clean >= self.config.cleaner_interval_ms:
+                    last_clean = now
+                    await self._clean(now)
+                if now - last_checkpoint >= 60_000:
+                    last_checkpoint = now
+                    await self.write_checkpoints()
+            except OSError as exc:
+                log.error("background log work failed: %s", exc)
+
+    async def _clean(self, now: int) -> None:
+        """Compact the logs that need it, one at a time, the file work off the loop."""
+        broker = self._broker
+        assert broker.logs is not None
+        for tp, partition_log in broker.logs.logs_needing_cleaning(now):
+            partition = broker.partitions.get(tp)
+            unstable = partition.producers.first_unstable_offset() if partition else None
+            plan = cleaner.plan(partition_log, now, first_unstable_offset=unstable)
+            if plan is None:
+                continue
+            try:
+                result = await asyncio.to_thread(cleaner.run, plan)
+            except Exception:
+                log.exception("compaction of %s-%d failed", *tp)
+                cleaner.abandon(partition_log, plan)
+                continue
+            cleaner.install(partition_log, result, now_ms())
+
+    async def write_checkpoints(self) -> None:
+        broker = self._broker
+        if broker.logs is None:
+            return
+        files = broker.logs.checkpoint_files()
+        await asyncio.to_thread(_write_files, self.fs, files)
+
+    # --- dispatch -----------------------------------------------------------------------
+
+    def dispatch(self, context: RequestContext, request: Any) -> None:
+        handler = self.handlers.get(context.slot.api_key)
+        if handler is None:
+            raise KafkaError(Err.UNSUPPORTED_VERSION, "API not served")
+        handler(context, request)
+
+    def _run_async(self, context: RequestContext, work: Awaitable[Any]) -> None:
+        """Answer `context` with what `work` returns; the connection waits meanwhile."""
+        context.slot.waits = True
+
+        async def run() -> None:
+            try:
+                response = await work
+            except KafkaError as exc:
+                response = error_response(context.slot.api_key, request_of(work),
+                                          context.version, exc)
+            except ZkError as exc:
+                log.warning("coordination service error: %s", exc)
+                response = error_response(context.slot.api_key, request_of(work),
+                                          context.version,
+                                          KafkaError(Err.REQUEST_TIMED_OUT,
+                                                     f"coordination service: {exc}"))
+            except Exception:
+                log.exception("request failed")
+                response = error_response(context.slot.api_key, request_of(work),
+                                          context.version,
+                                          KafkaError(Err.UNKNOWN_SERVER_ERROR, "internal error"))
+            context.connection.respond(context.slot, response)
+
+        asyncio.get_running_loop().create_task(run())
+
+    @property
+    def _broker(self) -> Broker:
+        assert self.broker is not None
+        return self.broker
+
+    # --- handlers: cluster --------------------------------------------------------------
+
+    def _api_versions(self, context: RequestContext, request: Any) -> None:
+        context.connection.respond(context.slot, api_versions_response())
+
+    def _metadata(self, context: RequestContext, request: Any) -> None:
+        broker = self._broker
+        missing = cluster_api.topics_to_create(broker, request, context.version)
+        if not missing:
+            context.connection.respond(context.slot,
+                                       cluster_api.metadata(broker, request, context.version))
+            return
+
+        async def create_then_answer() -> Any:
+            await self._auto_create(missing)
+            return cluster_api.metadata(broker, request, context.version)
+        self._run_async(context, _with_request(create_then_answer(), request))
+
+    async def _auto_create(self, names: list[str]) -> None:
+        for name in names:
+            if name in self._broker.metadata.topics:
+                continue
+            try:
+                new = topics_api.new_topic(self._broker, name)
+            except KafkaError:
+                continue
+            try:
+                await self._create_topic(new)
+            except KafkaError as exc:
+                if exc.code != Err.TOPIC_ALREADY_EXISTS:
+                    raise
+
+    def _describe_cluster(self, context: RequestContext, request: Any) -> None:
+        context.connection.respond(context.slot, cluster_api.describe_cluster(
+            self._broker, request, context.version))
+
+    def _find_coordinator(self, context: RequestContext, request: Any) -> None:
+        context.connection.respond(context.slot, cluster_api.find_coordinator(
+            self._broker, request, context.version))
+
+    # --- handlers: data -----------------------------------------------------------------
+
+    def _produce(self, context: RequestContext, request: Any) -> None:
+        broker = self._broker
+        missing = unknown_topics(broker, request)
+        if missing and broker.settings.auto_create_topics_enable:
+            async def create_then_produce() -> Any:
+                await self._auto_create(missing)
+                result = produce(broker, request, context.version, now_ms())
+                if result.flush:
+                    await self.flusher.flush(result.flush)
+                return result.response
+            self._run_async(context, _with_request(create_then_produce(), request))
+            return
+        result = produce(broker, request, context.version, now_ms())
+        if not result.flush:
+            context.connection.respond(context.slot, result.response)
+            return
+        future = self.flusher.flush(result.flush)
+        slot = context.slot
+
+        def done(f: asyncio.Future[None]) -> None:
+            if f.exception() is not None:
+                exc = f.exception()
+                assert isinstance(exc, KafkaError)
+                context.connection.respond(slot, error_response(0, request, context.version, exc))
+            else:
+                context.connection.respond(slot, result.response)
+        future.add_done_callback(done)
+
+    def produce_without_response(self, connection: KafkaConnection, request: Any,
+                                 version: int) -> None:
+        """acks=0: no response; a failed append closes the connection (Kafka's signal)."""
+        broker = self._broker
+        if unknown_topics(broker, request) and broker.settings.auto_create_topics_enable:
+            connection.muted = True
+
+            async def create_then_produce() -> None:
+                await self._auto_create(unknown_topics(broker, request))
+                result = produce(broker, request, version, now_ms())
+                connection.muted = False
+                if result.failed:
+                    connection.close()
+                else:
+                    connection._drain_queue()
+            asyncio.get_running_loop().create_task(create_then_produce())
+            return
+        try:
+            result = produce(broker, request, version, now_ms())
+        except Exception:
+            log.exception("acks=0 produce failed")
+            connection.close()
+            return
+        if result.failed:
+            connection.close()
+
+    def _fetch(self, context: RequestContext, request: Any) -> None:
+        operation = FetchOperation(self._broker, request, context.version, now_ms())
+        response = operation.evaluate(now_ms())
+        if response is not None:
+            context.connection.respond(context.slot, response)
+            return
+        context.slot.waits = True
+        self.parking.park(context, operation)
+
+    def _list_offsets(self, context: RequestContext, request: Any) -> None:
+        context.connection.respond(context.slot, offsets_api.list_offsets(
+            self._broker, request, context.version, now_ms()))
+
+    def _offset_for_leader_epoch(self, context: RequestContext, request: Any) -> None:
+        context.connection.respond(context.slot, offsets_api.offset_for_leader_epoch(
+            self._broker, request, context.version))
+
+    def _delete_records(self, context: RequestContext, request: Any) -> None:
+        response, changed = offsets_api.delete_records(self._broker, request, now_ms())
+        if not changed:
+            context.connection.respond(context.slot, response)
+            return
+
+        async def checkpoint() -> Any:
+            await self.flusher.flush(changed)
+            await self.write_checkpoints()  # the new log start survives a crash
+            return response
+        self._run_async(context, _with_request(checkpoint(), request))
+
+    # --- handlers: producers ------------------------------------------------------------
+
+    def _init_producer_id(self, context: RequestContext, request: Any) -> None:
+        response = producers_api.init_producer_id(self._broker, request)
+        if response is not None:
+            context.connection.respond(context.slot, response)
+            if self._broker.producer_ids.remaining < 100:
+                self._start_pid_refill()
+            return
+
+        async def refill_then_answer() -> Any:
+            await self._refill_producer_ids()
+            answer = producers_api.init_producer_id(self._broker, request)
+            if answer is None:
+                raise KafkaError(Err.COORDINATOR_NOT_AVAILABLE, "no producer ids left")
+            return answer
+        self._run_async(context, _with_request(refill_then_answer(), request))
+
+    def _start_pid_refill(self) -> None:
+        if self._pid_refill is None or self._pid_refill.done():
+            self._pid_refill = asyncio.get_running_loop().create_task(
+                self._refill_producer_ids())
+
+    async def _refill_producer_ids(self) -> None:
+        block = self._broker.producer_ids
+        if block.remaining >= 100:
+            return
+        start, end = await self.store.reserve_producer_ids()
+        if block.remaining == 0:
+            block.next_id, block.end = start, end
+        else:  # keep the rest of the old block, then continue with the new one
+            block.end = end if start == block.end + 1 else block.end
+
+    def _describe_producers(self, context: RequestContext, request: Any) -> None:
+        context.connection.respond(context.slot,
+                                   producers_api.describe_producers(self._broker, request))
+
+    # --- handlers: topics and configs ---------------------------------------------------
+
+    async def _create_topic(self, new: topics_api.NewTopic) -> TopicInfo:
+        broker = self._broker
+        async with self._admin_lock:
+            if new.name in broker.metadata.topics:
+                raise KafkaError(Err.TOPIC_ALREADY_EXISTS, f"Topic '{new.name}' already exists.")
+            try:
+                info = await self.store.create_topic(new)
+            except ZkError as exc:
+                if exc.code == Code.NODEEXISTS:
+                    loaded = await self.store.load_topic(new.name)
+                    if loaded is not None:
+                        self._open(loaded)
+                    raise KafkaError(Err.TOPIC_ALREADY_EXISTS,
+                                     f"Topic '{new.name}' already exists.") from exc
+                raise
+            self._open(info)
+            return info
+
+    def _open(self, info: TopicInfo) -> None:
+        for partition in self._broker.open_topic(info, now_ms()):
+            partition.on_append = self.parking.appended
+
+    def _create_topics(self, context: RequestContext, request: Any) -> None:
+        broker = self._broker
+        plan = topics_api.plan_create_topics(broker, request)
+
+        async def create() -> Any:
+            outcomes: dict[str, KafkaError | None] = {}
+            if not plan.validate_only:
+                for new in plan.create:
+                    try:
+                        await self._create_topic(new)
+                        outcomes[new.name] = None
+                    except KafkaError as exc:
+                        outcomes[new.name] = exc
+            return topics_api.create_topics_response(broker, request, plan, outcomes)
+        self._run_async(context, _with_request(create(), request))
+
+    def _delete_topics(self, context: RequestContext, request: Any) -> None:
+        broker = self._broker
+        plan = topics_api.plan_delete_topics(broker, request, context.version)
+
+        async def delete() -> Any:
+            outcomes: dict[str, KafkaError | None] = {}
+            for info in plan.delete:
+                async with self._admin_lock:
+                    try:
+                        await self.store.delete_topic(info)
+                    except ZkError as exc:
+                        outcomes[info.name] = KafkaError(Err.UNKNOWN_SERVER_ERROR, str(exc))
+                        continue
+                    broker.close_topic(info.name, delete_data=True, token=uuid.uuid4().hex)
+                    outcomes[info.name] = None
+            return topics_api.delete_topics_response(plan, outcomes)
+        self._run_async(context, _with_request(delete(), request))
+
+    def _create_partitions(self, context: RequestContext, request: Any) -> None:
+        broker = self._broker
+        plan = topics_api.plan_create_partitions(broker, request)
+
+        async def grow() -> Any:
+            outcomes: dict[str, KafkaError | None] = {}
+            if not plan.validate_only:
+                for info, added in plan.grow:
+                    async with self._admin_lock:
+                        try:
+                            grown = await self.store.add_partitions(info, added)
+                        except ZkError as exc:
+                            outcomes[info.name] = KafkaError(Err.UNKNOWN_SERVER_ERROR, str(exc))
+                            continue
+                        self._open(grown)
+                        outcomes[info.name] = None
+            return topics_api.create_partitions_response(request, plan, outcomes)
+        self._run_async(context, _with_request(grow(), request))
+
+    def _describe_configs(self, context: RequestContext, request: Any) -> None:
+        context.connection.respond(context.slot, configs_api.describe_configs(
+            self._broker, request, context.version))
+
+    def _alter_configs(self, context: RequestContext, request: Any) -> None:
+        broker = self._broker
+        if context.slot.api_key == 33:
+            plan = configs_api.plan_alter_configs(broker, request)
+        else:
+            plan = configs_api.plan_incremental_alter_configs(broker, request)
+
+        async def alter() -> Any:
+            outcomes: dict[str, KafkaError | None] = {}
+            if not plan.validate_only:
+                for topic, configs in plan.changes.items():
+                    async with self._admin_lock:
+                        try:
+                            await self.store.set_topic_config(topic, configs)
+                        except ZkError as exc:
+                            outcomes[topic] = KafkaError(Err.UNKNOWN_SERVER_ERROR, str(exc))
+                            continue
+                        info = broker.metadata.topics.get(topic)
+                        if info is not None:
+                            info.configs = dict(configs)
+                            broker.topic_configs_changed(topic)
+                        outcomes[topic] = None
+            return configs_api.alter_configs_response(request, plan, outcomes)
+        self._run_async(context, _with_request(alter(), request))
+
+    # --- handlers: groups ---------------------------------------------------------------
+
+    def _group_call(self, context: RequestContext, request: Any) -> None:
+        groups = self.groups
+        assert groups is not None
+        key = context.slot.api_key
+        now = now_ms()
+        token = (context.connection, context.slot)
+        # a group request may wait (a parked join or sync, a commit being persisted): later
+        # requests of this connection start once it is answered, as in Kafka
+        context.slot.waits = True
+        if key == 8:
+            request = self._known_partitions_only(context, request)
+            if request is None:
+                return
+        call: dict[int, Callable[[object, Any, int, int], None]] = {
+            8: groups.offset_commit, 9: groups.offset_fetch, 12: groups.heartbeat,
+            13: groups.leave_group, 15: groups.describe_groups, 16: groups.list_groups,
+            42: groups.delete_groups, 47: groups.offset_delete,
+        }
+        if key == 11:
+            groups.join_group(token, request, context.version, context.client_id,
+                              context.connection.client_host, now)
+        elif key == 14:
+            groups.sync_group(token, request, context.version, now)
+        else:
+            call[key](token, request, context.version, now)
+        self._drain_groups()
+
+    def _known_partitions_only(self, context: RequestContext, request: Any) -> Any:
+        """OffsetCommit for unknown topic-partitions: UNKNOWN_TOPIC_OR_PARTITION for those
+        (Kafka checks its metadata before the coordinator sees the commit)."""
+        broker = self._broker
+        unknown = [(t.name, p.partition_index) for t in request.topics for p in t.partitions
+                   if broker.metadata.partition(t.name, p.partition_index) is None]
+        if not unknown:
+            return request
+        context.slot.waits = False
+        response = error_response(8, request, context.version,
+                                  KafkaError(Err.UNKNOWN_TOPIC_OR_PARTITION))
+        known = [t for t in request.topics
+                 if all(broker.metadata.partition(t.name, p.partition_index) is not None
+                        for p in t.partitions)]
+        if not known:
+            context.connection.respond(context.slot, response)
+            return None
+        for topic in response.topics:
+            for p in topic.partitions:
+                if (topic.name, p.partition_index) not in unknown:
+                    p.error_code = Err.NONE
+        request.topics = known
+        self._pending_merges[id(context.slot)] = response
+        return request
+
+    def _drain_groups(self) -> None:
+        groups = self.groups
+        assert groups is not None
+        for item in groups.take_output():
+            if isinstance(item, Reply):
+                self._group_reply(item)
+            else:
+                self._persist(item)
+        self._arm_group_timer()
+
+    def _group_reply(self, reply: Reply) -> None:
+        token: tuple[KafkaConnection, Slot] = reply.token  # type: ignore[assignment]
+        connection, slot = token
+        response: Any = reply.response
+        merged = self._pending_merges.pop(id(slot), None)
+        if merged is not None:
+            answered = {(t.name, p.partition_index): p.error_code for t in response.topics
+                        for p in t.partitions}
+            for topic in merged.topics:
+                for p in topic.partitions:
+                    p.error_code = answered.get((topic.name, p.partition_index), p.error_code)
+            response = merged
+        connection.respond(slot, response)
+
+    def _persist(self, persist: Persist) -> None:
+        broker = self._broker
+        partition = broker.partition(CONSUMER_OFFSETS, persist.partition)
+        now = now_ms()
+        records = [rb.Record(i, 0, key, value) for i, (key, value) in enumerate(persist.records)]
+        if records:
+            partition.append_records(rb.build_batch(records, base_timestamp=now), now)
+        future = self.flusher.flush([partition])
+
+        def done(_: asyncio.Future[None]) -> None:
+            assert self.groups is not None
+            self.groups.persisted(persist, now_ms())
+            self._drain_groups()
+        future.add_done_callback(done)
+
+    def _arm_group_timer(self) -> None:
+        groups = self.groups
+        assert groups is not None
+        deadline = groups.next_deadline_ms()
+        if deadline is None or deadline == self._group_deadline:
+            return
+        if self._group_timer is not None:
+            self._group_timer.cancel()
+        self._group_deadline = deadline
+        delay = max(0.0, (deadline - now_ms()) / 1000)
+        self._group_timer = asyncio.get_running_loop().call_later(delay, self._group_tick)
+
+    def _group_tick(self) -> None:
+        assert self.groups is not None
+        self._group_timer = None
+        self._group_deadline = None
+        self.groups.tick(now_ms())
+        self._drain_groups()
+
+
+def _records_of(partition: Partition) -> list[tuple[bytes, bytes | None]]:
+    """Every (key, value) record stored in a partition, in log order (coordinator load)."""
+    out: list[tuple[bytes, bytes | None]] = []
+    offset = partition.log_start_offset
+    end = partition.log_end_offset
+    while offset < end:
+        result = partition.log.read(offset, 1 << 20, end, True)
+        if not result.slices:
+            break
+        for piece in result.slices:
+            data = partition.fs.read(piece.path, piece.position, piece.size)
+            for pos, header in rb.iter_batches(data):
+                if header.last_offset < offset:
+                    continue
+                batch = memoryview(data)[pos : pos + header.size]
+                if not header.is_control:
+                    for record in rb.batch_records(batch, 256 << 20):
+                        if record.key is not None:
+                            out.append((record.key, record.value))
+                offset = header.next_offset
+    return out
+
+
+class _WithRequest:
+    """An awaitable that remembers the request it answers (for error responses)."""
+
+    def __init__(self, work: Awaitable[Any], request: Any) -> None:
+        self.work = work
+        self.request = request
+
+    def __await__(self) -> Any:
+        return self.work.__await__()
+
+
+def _with_request(work: Awaitable[Any], request: Any) -> _WithRequest:
+    return _WithRequest(work, request)
+
+
+def request_of(work: Awaitable[Any]) -> Any:
+    return work.request if isinstance(work, _WithRequest) else None
+
+
+async def serve_forever(node: KafkaNode, stop: asyncio.Event) -> None:
+    await node.start()
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await node.stop()
