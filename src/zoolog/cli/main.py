@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from zoolog import __version__
-from zoolog.cli import broker, raft, sim, up, zk
+from zoolog.cli import broker, group, raft, sim, topic, up, zk
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "zk": (zk.add_arguments, zk.run),
     "sim": (sim.add_arguments, sim.run),
     "raft": (raft.add_arguments, raft.run),
+    "topic": (topic.add_arguments, topic.run),
+    "group": (group.add_arguments, group.run),
 }
 
 

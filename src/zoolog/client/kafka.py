@@ -4,9 +4,11 @@ It speaks the real wire protocol and assumes nothing zoolog-only, so the same ca
 against Apache Kafka and other Kafka-protocol brokers. `zoolog topic` and `zoolog group` are
 built on it; tests use it to drive the broker directly.
 
-Connections. One connection per broker (a second one, lane "group", to a group coordinator,
-so that a JoinGroup that waits for a rebalance or a fetch parked for `max_wait_ms` never holds
-up heartbeats). Requests are pipelined and answers matched by correlation id. Every new
+Connections. One connection per broker, plus one to the group coordinator for offset
+requests and one per group member: a broker answers a connection's requests one at a time,
+so a JoinGroup parked until a rebalance completes, or a fetch parked for `max_wait_ms`, must
+not hold up another member's heartbeats. Requests are pipelined and answers matched by
+correlation id; concurrent `produce` calls write their requests in call order. Every new
 connection first sends ApiVersions (our highest version; a broker that does not know it
 answers UNSUPPORTED_VERSION in v0 with the range it does know, and we ask again in that
 range, KIP-511); each request then goes out in min(our max, the broker's max) and fails with
@@ -28,14 +30,18 @@ Errors:
     ValueError                a caller's mistake (a partition the topic does not have, ...)
 
 Failure model. A connection that drops fails every request pending on it with
-KafkaConnectionError and is opened again by the next request to that broker. Requests whose
-outcome a retry cannot change twice are retried on retriable error codes and lost connections
-(with exponential backoff, for up to `retry_timeout_ms`), refreshing metadata or the
-coordinator in between: Metadata, Fetch, ListOffsets, FindCoordinator, OffsetFetch,
-Describe*/List*. Produce is retried only on retriable error codes (the batch was not
-written); a connection lost after a Produce was sent raises, since the batch may or may not
-be in the log. A retried batch may land after later batches of the same partition (as with
-the Java producer without idempotence). Admin writes (create, delete, alter) are not retried.
+KafkaConnectionError and is opened again by the next request to that broker. Requests that
+may safely be sent twice are retried on retriable error codes and lost connections (with
+exponential backoff, for up to `retry_timeout_ms`), refreshing metadata or finding the
+coordinator again in between: Metadata, Fetch, ListOffsets, FindCoordinator, DescribeConfigs,
+DescribeGroups, ListGroups, OffsetFetch, OffsetCommit and the group membership requests
+(which fail over to a new coordinator). Produce is retried only on retriable error codes
+(the batch was not written); a connection lost after a Produce was sent raises, since the
+batch may or may not be in the log. A retried batch may land after later batches of the same
+partition (as with the Java producer without idempotence). CreateTopics, DeleteTopics and
+IncrementalAlterConfigs are not retried; DeleteGroups is, like the group requests (so a
+retry after a lost answer may report GROUP_ID_NOT_FOUND). An unreachable bootstrap list
+fails `connect` at once.
 
 What it does not do: idempotent or transactional produce, fetch sessions (every fetch is a
 full fetch), SASL/TLS, consumer-group protocols other than the classic one with the eager
@@ -49,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import os
 import struct
 import time
@@ -243,6 +250,7 @@ CONFIG_SOURCES = {0: "UNKNOWN", 1: "DYNAMIC_TOPIC_CONFIG", 2: "DYNAMIC_BROKER_CO
                   5: "DEFAULT_CONFIG", 6: "DYNAMIC_BROKER_LOGGER_CONFIG",
                   7: "CLIENT_METRICS_CONFIG", 8: "GROUP_CONFIG"}
 
+_MEMBER_LANES = itertools.count(1)
 _COORDINATOR_ERRORS = frozenset({Err.NOT_COORDINATOR, Err.COORDINATOR_NOT_AVAILABLE,
                                  Err.COORDINATOR_LOAD_IN_PROGRESS})
 _SIZE = struct.Struct(">i")
@@ -708,6 +716,7 @@ class KafkaClient:
         self._opening: dict[tuple[int, str], asyncio.Task[_Connection]] = {}
         self._bootstrap_node: int | None = None
         self._round_robin: dict[str, int] = defaultdict(int)
+        self._produce_order = asyncio.Lock()
         self._closed = False
 
     @classmethod
@@ -715,6 +724,7 @@ class KafkaClient:
         """A client that has read the cluster's metadata from a bootstrap broker."""
         client = cls(bootstrap or default_bootstrap(), **options)
         try:
+            await client._bootstrap_connect()  # no retries: an unreachable address fails fast
             await client.refresh_metadata([])
         except BaseException:
             await client.close()
@@ -869,7 +879,6 @@ class KafkaClient:
         return response, version
 
     async def _retrying(self, op: Callable[[], Awaitable[T]], *,
-                        retry_connection_errors: bool = True,
                         on_retry: Callable[[], None] | None = None) -> T:
         """Run `op`, again after a backoff on retriable errors, until `retry_timeout_ms`."""
         deadline = time.monotonic() + self.retry_timeout_ms / 1000
@@ -881,8 +890,7 @@ class KafkaClient:
                 if not exc.retriable or time.monotonic() + backoff_ms / 1000 > deadline:
                     raise
             except KafkaConnectionError:
-                if not retry_connection_errors or self._closed or \
-                        time.monotonic() + backoff_ms / 1000 > deadline:
+                if self._closed or time.monotonic() + backoff_ms / 1000 > deadline:
                     raise
             if on_retry is not None:
                 on_retry()
@@ -961,6 +969,7 @@ class KafkaClient:
             info = TopicInfo(t.name, t.topic_id, t.is_internal, partitions)
             topics[t.name] = info
             self._topics[t.name] = info
+            self._topic_errors.pop(t.name, None)
         return ClusterMetadata(response.cluster_id, response.controller_id, dict(self.brokers),
                                topics)
 
@@ -1134,112 +1143,117 @@ class KafkaClient:
                       codec: int = rb.Codec.NONE, timeout_ms: int = 30_000,
                       batch_bytes_max: int = BATCH_BYTES_MAX_DEFAULT) -> list[RecordMetadata]:
         """Write `records` to `topic` (acks -1/all, 1 or 0) and return, in input order, where
-        each landed. The records of one partition keep their order within this call."""
+        each landed. Concurrent calls write their requests in call order, so the records of
+        a partition land in the order of the calls (retries aside, see the module
+        docstring)."""
         if acks not in (-1, 0, 1):
             raise ValueError(f"acks must be -1 (all), 0 or 1, not {acks}")
         if not records:
             return []
-        info = await self.topic(topic)
-        now = _now_ms()
-        by_partition: dict[int, list[int]] = defaultdict(list)
-        for index, record in enumerate(records):
-            by_partition[self.choose_partition(info, record)].append(index)
         results: list[RecordMetadata | None] = [None] * len(records)
-        # one batch per partition per request (Produce v3+): cut each partition's records
-        # into batches, then send the k-th batch of every partition of a leader together
-        chunks: dict[int, list[list[int]]] = {}
-        for partition, indexes in by_partition.items():
-            chunks[partition] = _cut(indexes, records, batch_bytes_max)
-        rounds = max(len(c) for c in chunks.values())
-        work = []
-        for round_index in range(rounds):
-            batch: dict[int, list[int]] = {p: c[round_index] for p, c in chunks.items()
-                                           if round_index < len(c)}
-            work.append(self._produce_round(info.name, batch, records, results, now, acks,
-                                            codec, timeout_ms))
-        await asyncio.gather(*work)
+        async with self._produce_order:  # held until the requests are written, not answered
+            info = await self.topic(topic)
+            now = _now_ms()
+            by_partition: dict[int, list[int]] = defaultdict(list)
+            for index, record in enumerate(records):
+                by_partition[self.choose_partition(info, record)].append(index)
+            batches = [_ProduceBatch.build(partition, chunk, records, now, codec)
+                       for partition, indexes in sorted(by_partition.items())
+                       for chunk in _cut(indexes, records, batch_bytes_max)]
+            sent = await self._send_batches(topic, batches, acks, timeout_ms)
+        deadline = time.monotonic() + self.retry_timeout_ms / 1000
+        backoff_ms = RETRY_BACKOFF_MS_MIN
+        while True:
+            retry = await self._collect(topic, sent, results)
+            if not retry:
+                break
+            batches = [batch for batch, _ in retry]
+            error = retry[-1][1]
+            if time.monotonic() + backoff_ms / 1000 > deadline:
+                raise error
+            self._forget_topics([topic])
+            await asyncio.sleep(backoff_ms / 1000)
+            backoff_ms = min(backoff_ms * 2, RETRY_BACKOFF_MS_MAX)
+            async with self._produce_order:
+                sent = await self._send_batches(topic, batches, acks, timeout_ms)
         assert all(r is not None for r in results)
         return [r for r in results if r is not None]
 
-    async def _produce_round(self, topic: str, batch: dict[int, list[int]],
-                             records: Sequence[ProducerRecord],
-                             results: list[RecordMetadata | None], now: int, acks: int,
-                             codec: int, timeout_ms: int) -> None:
-        encoded: dict[int, tuple[bytes, int, list[int]]] = {}
-        for partition, indexes in batch.items():
-            stamps: list[int] = []
-            for i in indexes:
-                stamp = records[i].timestamp_ms
-                stamps.append(now if stamp is None else stamp)
-            base = min(stamps)
-            data = rb.build_batch(
-                [rb.Record(offset_delta, stamp - base, records[i].key, records[i].value,
-                           tuple(records[i].headers))
-                 for offset_delta, (i, stamp) in enumerate(zip(indexes, stamps, strict=True))],
-                base_timestamp=base, codec=codec)
-            encoded[partition] = (data, base, stamps)
-        pending = dict(encoded)
+    async def _send_batches(self, topic: str, batches: list[_ProduceBatch], acks: int,
+                            timeout_ms: int) -> list[_SentProduce]:
+        """Write Produce requests for `batches`: one request per leader per round, a round
+        holding at most one batch of each partition (Produce v3+ takes one per partition)."""
+        rounds: list[dict[int, _ProduceBatch]] = []
+        for batch in batches:
+            for round_batches in rounds:
+                if batch.partition not in round_batches:
+                    round_batches[batch.partition] = batch
+                    break
+            else:
+                rounds.append({batch.partition: batch})
+        sent: list[_SentProduce] = []
+        for round_batches in rounds:
+            by_leader: dict[int, list[_ProduceBatch]] = defaultdict(list)
+            for partition, batch in sorted(round_batches.items()):
+                by_leader[await self._leader(TopicPartition(topic, partition))].append(batch)
+            for leader, group in by_leader.items():
+                def build(version: int, group: list[_ProduceBatch] = group) -> ProduceRequest:
+                    request = ProduceRequest(acks=acks, timeout_ms=timeout_ms, topic_data=[
+                        ProduceRequest.TopicProduceData(name=topic, partition_data=[
+                            ProduceRequest.PartitionProduceData(index=b.partition,
+                                                                records=b.data)
+                            for b in group])])
+                    request.transactional_id = None
+                    return request
+                connection = await self._connection(leader)
+                version = self._version(connection, _PRODUCE, None)
+                future = connection.send(_PRODUCE, version, build(version), ProduceResponse,
+                                         expect_response=acks != 0)
+                sent.append(_SentProduce(group, future, connection,
+                                         timeout_ms + self.request_timeout_ms))
+        return sent
 
-        async def once() -> None:
-            by_leader: dict[int, list[int]] = defaultdict(list)
-            for partition in pending:
-                by_leader[await self._leader(TopicPartition(topic, partition))].append(partition)
-            outcomes = await asyncio.gather(
-                *(self._produce_to(leader, topic, {p: pending[p][0] for p in partitions}, acks,
-                                   timeout_ms) for leader, partitions in by_leader.items()),
-                return_exceptions=True)
-            retriable: KafkaResponseError | None = None
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                for partition, (error, base_offset, append_time) in outcome.items():
-                    if error is not None:
-                        if not error.retriable:
-                            raise error
-                        retriable = error
-                        continue
-                    _data, _base, stamps = pending.pop(partition)
-                    for delta, index in enumerate(batch[partition]):
-                        offset = base_offset + delta if base_offset >= 0 else -1
-                        stamp = append_time if append_time >= 0 else stamps[delta]
-                        results[index] = RecordMetadata(topic, partition, offset, stamp)
-            if retriable is not None:
-                raise retriable
-
-        await self._retrying(once, retry_connection_errors=False,
-                             on_retry=lambda: self._forget_topics([topic]))
-
-    async def _produce_to(self, leader: int, topic: str, batches: dict[int, bytes], acks: int,
-                          timeout_ms: int
-                          ) -> dict[int, tuple[KafkaResponseError | None, int, int]]:
-        def build(version: int) -> ProduceRequest:
-            request = ProduceRequest(acks=acks, timeout_ms=timeout_ms, topic_data=[
-                ProduceRequest.TopicProduceData(name=topic, partition_data=[
-                    ProduceRequest.PartitionProduceData(index=p, records=data)
-                    for p, data in sorted(batches.items())])])
-            request.transactional_id = None
-            return request
-        response, _ = await self._call(leader, _PRODUCE, build, ProduceResponse,
-                                       timeout_ms=timeout_ms + self.request_timeout_ms,
-                                       expect_response=acks != 0)
-        if response is None:  # acks=0
-            return {p: (None, -1, -1) for p in batches}
-        out: dict[int, tuple[KafkaResponseError | None, int, int]] = {}
-        for t in response.responses:
-            for p in t.partition_responses:
-                error = None
-                if p.error_code != Err.NONE:
-                    detail = p.error_message or "; ".join(
-                        e.batch_index_error_message or "" for e in p.record_errors)
-                    error = KafkaResponseError(p.error_code, detail,
-                                               f"topic {topic!r} partition {p.index}")
-                out[p.index] = (error, p.base_offset, p.log_append_time_ms)
-        for partition in batches:
-            if partition not in out:
-                out[partition] = (KafkaResponseError(
-                    Err.UNKNOWN_SERVER_ERROR, "the broker did not answer for this partition",
-                    f"topic {topic!r} partition {partition}"), -1, -1)
-        return out
+    async def _collect(self, topic: str, sent: list[_SentProduce],
+                       results: list[RecordMetadata | None]
+                       ) -> list[tuple[_ProduceBatch, KafkaResponseError]]:
+        """Wait for the answers of `sent`, fill `results`; the batches to send again (with
+        their retriable error). A non-retriable error or a lost connection raises."""
+        retry: list[tuple[_ProduceBatch, KafkaResponseError]] = []
+        failure: BaseException | None = None
+        for item in sent:
+            try:
+                response = await self._wait(item.future, item.connection, item.timeout_ms)
+            except KafkaConnectionError as exc:
+                failure = failure or exc
+                continue
+            answers: dict[int, Any] = {}
+            if response is not None:
+                for t in response.responses:
+                    for p in t.partition_responses:
+                        answers[p.index] = p
+            for batch in item.batches:
+                where = f"topic {topic!r} partition {batch.partition}"
+                if response is None:  # acks=0
+                    batch.landed(topic, -1, -1, results)
+                    continue
+                answer = answers.get(batch.partition)
+                if answer is None:
+                    failure = failure or KafkaResponseError(
+                        Err.UNKNOWN_SERVER_ERROR, "the broker did not answer for it", where)
+                    continue
+                if answer.error_code != Err.NONE:
+                    detail = answer.error_message or "; ".join(
+                        e.batch_index_error_message or "" for e in answer.record_errors)
+                    error = KafkaResponseError(answer.error_code, detail, where)
+                    if error.retriable:
+                        retry.append((batch, error))
+                    else:
+                        failure = failure or error
+                    continue
+                batch.landed(topic, answer.base_offset, answer.log_append_time_ms, results)
+        if failure is not None:
+            raise failure
+        return retry
 
     # --- offsets ---------------------------------------------------------------------------
 
@@ -1465,8 +1479,8 @@ class KafkaClient:
         return out
 
     async def fetch_committed(self, group_id: str,
-                              partitions: Iterable[TopicPartition] | None = None
-                              ) -> dict[TopicPartition, int]:
+                              partitions: Iterable[TopicPartition] | None = None, *,
+                              lane: str = "group") -> dict[TopicPartition, int]:
         """OffsetFetch: committed offsets of `partitions` (None: every partition the group
         has committed); -1 where nothing is committed."""
         wanted = None if partitions is None else sorted(set(partitions))
@@ -1490,7 +1504,7 @@ class KafkaClient:
 
         async def op(node: int) -> dict[TopicPartition, int]:
             response, version = await self._call(node, _OFFSET_FETCH, build,
-                                                 OffsetFetchResponse, lane="group")
+                                                 OffsetFetchResponse, lane=lane)
             if version >= 8:
                 group = response.groups[0]
                 code, topics = group.error_code, group.topics
@@ -1511,7 +1525,8 @@ class KafkaClient:
 
     async def commit_offsets(self, group_id: str, offsets: Mapping[TopicPartition, int], *,
                              generation_id: int = -1, member_id: str = "",
-                             group_instance_id: str | None = None) -> None:
+                             group_instance_id: str | None = None, lane: str = "group"
+                             ) -> None:
         """OffsetCommit. With the defaults (generation -1, no member) a "simple" commit,
         which the coordinator accepts only while the group has no members."""
         if not offsets:
@@ -1531,7 +1546,7 @@ class KafkaClient:
 
         async def op(node: int) -> None:
             response, _ = await self._call(node, _OFFSET_COMMIT, build, OffsetCommitResponse,
-                                           lane="group")
+                                           lane=lane)
             for t in response.topics:
                 for p in t.partitions:
                     _check(p.error_code, context=f"group {group_id!r} topic {t.name!r} "
@@ -1541,6 +1556,49 @@ class KafkaClient:
     def group_consumer(self, group_id: str, topics: Sequence[str], **options: Any
                        ) -> GroupConsumer:
         return GroupConsumer(self, group_id, topics, **options)
+
+    def _close_lane(self, lane: str) -> None:
+        for key in [k for k in self._connections if k[1] == lane]:
+            self._connections.pop(key).close()
+
+
+@dataclass(slots=True)
+class _ProduceBatch:
+    """One record batch of one partition, and which input records it holds."""
+
+    partition: int
+    indexes: list[int]
+    timestamps: list[int]
+    data: bytes
+
+    @classmethod
+    def build(cls, partition: int, indexes: list[int], records: Sequence[ProducerRecord],
+              now_ms: int, codec: int) -> _ProduceBatch:
+        stamps: list[int] = []
+        for i in indexes:
+            stamp = records[i].timestamp_ms
+            stamps.append(now_ms if stamp is None else stamp)
+        base = min(stamps)
+        data = rb.build_batch(
+            [rb.Record(delta, stamp - base, records[i].key, records[i].value,
+                       tuple(records[i].headers))
+             for delta, (i, stamp) in enumerate(zip(indexes, stamps, strict=True))],
+            base_timestamp=base, codec=codec)
+        return cls(partition, indexes, stamps, data)
+
+    def landed(self, topic: str, base_offset: int, log_append_time_ms: int,
+               results: list[RecordMetadata | None]) -> None:
+        for delta, index in enumerate(self.indexes):
+            offset = base_offset + delta if base_offset >= 0 else -1
+            stamp = log_append_time_ms if log_append_time_ms >= 0 else self.timestamps[delta]
+            results[index] = RecordMetadata(topic, self.partition, offset, stamp)
+
+
+class _SentProduce(NamedTuple):
+    batches: list[_ProduceBatch]
+    future: asyncio.Future[Any]
+    connection: _Connection
+    timeout_ms: int
 
 
 class _Fatal(Exception):
@@ -1670,6 +1728,10 @@ class GroupConsumer:
         self.assignment: dict[str, list[int]] = {}
         self.rebalance_needed = False
         self._heartbeat: asyncio.Task[None] | None = None
+        self._lane = f"member-{next(_MEMBER_LANES)}"
+        """Each member talks to the coordinator over its own connection: a broker answers
+        a connection's requests one at a time, and another member's JoinGroup, parked until
+        the rebalance completes, must not hold up this member's heartbeats."""
 
     @property
     def partitions(self) -> list[TopicPartition]:
@@ -1734,7 +1796,7 @@ class GroupConsumer:
 
         async def op(node: int) -> Any:
             response, _ = await self.client._call(
-                node, _JOIN_GROUP, build, JoinGroupResponse, lane="group",
+                node, _JOIN_GROUP, build, JoinGroupResponse, lane=self._lane,
                 timeout_ms=self.rebalance_timeout_ms + self.client.request_timeout_ms)
             if response.error_code in _COORDINATOR_ERRORS:
                 _check(response.error_code, context=f"group {self.group_id!r}")
@@ -1766,7 +1828,7 @@ class GroupConsumer:
 
         async def op(node: int) -> Any:
             response, _ = await self.client._call(
-                node, _SYNC_GROUP, build, SyncGroupResponse, lane="group",
+                node, _SYNC_GROUP, build, SyncGroupResponse, lane=self._lane,
                 timeout_ms=self.rebalance_timeout_ms + self.client.request_timeout_ms)
             if response.error_code in _COORDINATOR_ERRORS:
                 _check(response.error_code, context=f"group {self.group_id!r}")
@@ -1782,7 +1844,7 @@ class GroupConsumer:
 
         async def op(node: int) -> int:
             response, _ = await self.client._call(node, _HEARTBEAT, build, HeartbeatResponse,
-                                                  lane="group")
+                                                  lane=self._lane)
             if response.error_code in _COORDINATOR_ERRORS:
                 _check(response.error_code, context=f"group {self.group_id!r}")
             return int(response.error_code)
@@ -1809,7 +1871,8 @@ class GroupConsumer:
 
     async def committed(self) -> dict[TopicPartition, int]:
         """Committed offsets of the assigned partitions (-1: none)."""
-        return await self.client.fetch_committed(self.group_id, self.partitions)
+        return await self.client.fetch_committed(self.group_id, self.partitions,
+                                                 lane=self._lane)
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit as this member of the current generation. REBALANCE_IN_PROGRESS,
@@ -1818,7 +1881,8 @@ class GroupConsumer:
         try:
             await self.client.commit_offsets(
                 self.group_id, offsets, generation_id=self.generation_id,
-                member_id=self.member_id, group_instance_id=self.group_instance_id)
+                member_id=self.member_id, group_instance_id=self.group_instance_id,
+                lane=self._lane)
         except KafkaResponseError as exc:
             if exc.code in (Err.REBALANCE_IN_PROGRESS, Err.ILLEGAL_GENERATION,
                             Err.UNKNOWN_MEMBER_ID):
@@ -1829,6 +1893,7 @@ class GroupConsumer:
         """LeaveGroup (errors ignored: the member is gone either way) and stop heartbeats."""
         await self._stop_heartbeat()
         if not self.member_id:
+            self.client._close_lane(self._lane)
             return
 
         def build(version: int) -> LeaveGroupRequest:
@@ -1839,9 +1904,11 @@ class GroupConsumer:
             return LeaveGroupRequest(group_id=self.group_id, member_id=self.member_id)
 
         async def op(node: int) -> None:
-            await self.client._call(node, _LEAVE_GROUP, build, LeaveGroupResponse, lane="group")
+            await self.client._call(node, _LEAVE_GROUP, build, LeaveGroupResponse,
+                                    lane=self._lane)
         with contextlib.suppress(KafkaResponseError, KafkaConnectionError):
             await self.client._with_coordinator(self.group_id, op)
+        self.client._close_lane(self._lane)
         self.member_id = ""
         self.generation_id = -1
         self.assignment = {}

@@ -237,12 +237,15 @@ class LogSegment:
              ) -> Iterator[tuple[int, int, int, int, int]]:
         """(position, base offset, last offset, size, max timestamp) of each whole batch from
         `position` (a batch boundary) up to `end` (default: the segment's size), reading
-        SCAN_CHUNK_BYTES at a time; stops at a partial batch."""
+        SCAN_CHUNK_BYTES at a time (only the next header when batches are larger than a
+        chunk, so that scanning over big batches does not read their bodies); stops at a
+        partial batch."""
         limit = self.size if end is None else end
         read = self.fs.read
         path = self.log_path
+        chunk_bytes = SCAN_CHUNK_BYTES
         while limit - position >= _SCAN_BYTES:
-            chunk = read(path, position, min(SCAN_CHUNK_BYTES, limit - position))
+            chunk = read(path, position, min(chunk_bytes, limit - position))
             n = len(chunk)
             at = 0
             while at + _SCAN_BYTES <= n:
@@ -254,6 +257,7 @@ class LogSegment:
                 at += size
             if at == 0:
                 return
+            chunk_bytes = _SCAN_BYTES if at > n else SCAN_CHUNK_BYTES
             position += at
 
     def headers(self, position: int = 0) -> Iterator[tuple[int, BatchHeader]]:

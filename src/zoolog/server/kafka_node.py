@@ -85,6 +85,9 @@ from zoolog.server.log_files import OsLogFileSystem
 
 log = logging.getLogger(__name__)
 
+SENDFILE_MIN_BYTES = 256 << 10
+"""File slices this large go out with os.sendfile; smaller ones are read and written (a
+sendfile round costs more than copying a small slice)."""
 QUEUED_FRAMES_MAX = 64
 """Frames a muted connection buffers before it stops reading from its socket."""
 WRITE_HIGH_WATER_BYTES = 8 << 20
@@ -131,6 +134,8 @@ class KafkaConnection(asyncio.Protocol):
         self.writing_paused = False
         self.closed = False
         self._handling = False
+        self._sending: deque[list[Any]] = deque()
+        """Responses waiting for (or in) a sendfile, in order."""
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -280,12 +285,62 @@ class KafkaConnection(asyncio.Protocol):
             return
         size = sum(len(p) for p in parts)
         buffers: list[Any] = [response_prefix(correlation_id, header_version, size)]
+        large = False
         for part in parts:
-            if isinstance(part, FileSlice):
+            if isinstance(part, FileSlice) and (part.size < SENDFILE_MIN_BYTES
+                                                or not self.node.sendfile):
                 buffers.append(self.node.fs.read(part.path, part.position, part.size))
             else:
+                large = large or isinstance(part, FileSlice)
                 buffers.append(part)
-        self.transport.writelines(buffers)
+        if not large and not self._sending:
+            self.transport.writelines(buffers)
+            return
+        self._sending.append(buffers)
+        if len(self._sending) == 1:
+            asyncio.get_running_loop().create_task(self._send_with_sendfile())
+
+    async def _send_with_sendfile(self) -> None:
+        """Send queued responses in order, their large file slices with `os.sendfile`
+        (no copy through Python); later responses wait their turn."""
+        loop = asyncio.get_running_loop()
+        fs = self.node.fs
+        try:
+            while self._sending and not self.closed and self.transport is not None:
+                for part in self._sending[0]:
+                    if isinstance(part, FileSlice):
+                        await loop.sendfile(self.transport,
+                                            _FdFile(fs.fd(part.path)),  # type: ignore[arg-type]
+                                            part.position, part.size)
+                    else:
+                        self.transport.write(part)
+                self._sending.popleft()
+        except (OSError, RuntimeError) as exc:
+            log.info("closing %s: sending a fetch response failed: %s", self.client_host, exc)
+            self._sending.clear()
+            self.close()
+
+
+class _FdFile:
+    """The file-object face `loop.sendfile` needs over a descriptor the log's file system
+    keeps open (its position is never used: sendfile and pread take offsets)."""
+
+    mode = "rb"
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return offset
+
+    def tell(self) -> int:
+        return 0
+
+    def readinto(self, buffer: Any) -> int:  # the fallback path (loops without sendfile)
+        raise OSError("read through os.pread, not the file position")
 
 
 class Flusher:
@@ -450,6 +505,9 @@ class KafkaNode:
         self.broker: Broker | None = None
         self.groups: GroupCoordinator | None = None
         self.port = config.port
+        self.sendfile = True
+        """Whether the event loop has native sendfile (uvloop has not: then slices are read
+        and written)."""
         self._server: asyncio.AbstractServer | None = None
         self._lock_fd: int | None = None
         self._timers: list[asyncio.Task[None]] = []
@@ -502,6 +560,7 @@ class KafkaNode:
         started = time.monotonic()
         self._lock_data_dir()
         loop = asyncio.get_running_loop()
+        self.sendfile = isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
         self._server = await loop.create_server(lambda: KafkaConnection(self), self.config.host,
                                                 self.config.port, start_serving=False,
                                                 reuse_address=True)
