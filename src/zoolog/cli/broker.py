@@ -93,7 +93,9 @@ async def _run(config: KafkaNodeConfig) -> None:
     tune_gc_for_serving()
     print(f"{READY} on {node.bootstrap} (metadata in {config.zookeeper}, data in "
           f"{Path(config.data_dir).resolve()}, {len(node.broker.partitions) if node.broker else 0}"
-          f" partitions, started in {node.started_ms} ms)", flush=True)
+          f" partitions, started in {node.started_ms} ms"
+          + (f", {node.truncated_bytes} bytes of torn log tails truncated"
+             if node.truncated_bytes else "") + ")", flush=True)
     await stop.wait()
     await node.stop()
 

@@ -144,6 +144,9 @@ async def _run(args: argparse.Namespace, config: NodeConfig,
             starting.result()
             print(f"zoolog Kafka broker listening on {broker.bootstrap} (metadata in "
                   f"{zookeeper}, logs in {(config.data_dir / 'kafka').resolve()})", flush=True)
+            if "truncated" in broker.ready_line:
+                detail = broker.ready_line.rsplit(", ", 1)[-1].rstrip(")")
+                print(f"  recovered after an unclean stop: {detail}", flush=True)
             print("  use it from a shell:", flush=True)
             print(f"    export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}", flush=True)
             print(f"    export ZOOLOG_BROKERS={broker.bootstrap}", flush=True)

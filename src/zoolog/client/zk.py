@@ -5,12 +5,17 @@ resolve futures FIFO. Watch notifications land on `events` (an asyncio.Queue of 
 Errors are `ZkError` with ZooKeeper's code. Failure model: when the connection drops every
 pending request fails with CONNECTIONLOSS and the client does not reconnect by itself; the
 session lives on at the server until its timeout, so `connect(session=...)` can resume it.
+
+A connect string may end in a chroot, as ZooKeeper's own clients accept
+(`host:2181,host2:2181/kafka`): every path is then relative to it (requests are prefixed,
+returned paths and watch events have it taken off).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import struct
 from collections import deque
 from dataclasses import dataclass
@@ -81,6 +86,7 @@ class ZkClient:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._lost: BaseException | None = None  # why the connection ended, once it has
+        self.chroot = ""
 
     @classmethod
     async def connect(
@@ -91,6 +97,8 @@ class ZkClient:
         connect_timeout_s: float = 10.0,
     ) -> ZkClient:
         client = cls()
+        hosts, slash, chroot = hosts.partition("/")
+        client.chroot = ("/" + chroot.strip("/")) if slash and chroot.strip("/") else ""
         host, _, port = hosts.split(",")[0].strip().rpartition(":")
         await asyncio.wait_for(client._open(host or "127.0.0.1", int(port or 2181),
                                             timeout_ms, session), connect_timeout_s)
@@ -129,7 +137,8 @@ class ZkClient:
                     self.last_zxid = max(self.last_zxid, header.zxid)
                 if header.xid == Xid.NOTIFICATION:
                     event, _ = WatcherEvent.read(frame, pos)
-                    self.events.put_nowait(WatchedEvent(event.type, event.state, event.path or ""))
+                    self.events.put_nowait(WatchedEvent(event.type, event.state,
+                                                        self._strip(event.path or "")))
                     continue
                 if not self._pending:
                     raise ZkError(Code.MARSHALLINGERROR, f"unexpected reply xid {header.xid}")
@@ -184,6 +193,16 @@ class ZkClient:
 
     # ------------------------------------------------------------------ operations
 
+    def _root(self, path: str) -> str:
+        if not self.chroot:
+            return path
+        return self.chroot if path == "/" else self.chroot + path
+
+    def _strip(self, path: str) -> str:
+        if self.chroot and path.startswith(self.chroot):
+            return path[len(self.chroot):] or "/"
+        return path
+
     async def create(
         self,
         path: str,
@@ -196,20 +215,20 @@ class ZkClient:
         acl_list = list(acl) if acl is not None else list(OPEN_ACL_UNSAFE)
         if ttl_ms:
             body = await self._request(
-                OpCode.createTTL, CreateTTLRequest(path, data, acl_list, flags, ttl_ms)
+                OpCode.createTTL, CreateTTLRequest(self._root(path), data, acl_list, flags, ttl_ms)
             )
         else:
             op = OpCode.createContainer if container else OpCode.create2
-            body = await self._request(op, CreateRequest(path, data, acl_list, flags))
+            body = await self._request(op, CreateRequest(self._root(path), data, acl_list, flags))
         response = Create2Response.from_bytes(body)
-        return response.path or "", response.stat
+        return self._strip(response.path or ""), response.stat
 
     async def delete(self, path: str, version: int = -1) -> None:
-        await self._request(OpCode.delete, DeleteRequest(path, version))
+        await self._request(OpCode.delete, DeleteRequest(self._root(path), version))
 
     async def exists(self, path: str, watch: bool = False) -> Stat | None:
         try:
-            body = await self._request(OpCode.exists, ExistsRequest(path, watch))
+            body = await self._request(OpCode.exists, ExistsRequest(self._root(path), watch))
         except ZkError as err:
             if err.code == Code.NONODE:
                 return None
@@ -218,47 +237,51 @@ class ZkClient:
 
     async def get(self, path: str, watch: bool = False) -> tuple[bytes | None, Stat]:
         response = GetDataResponse.from_bytes(
-            await self._request(OpCode.getData, GetDataRequest(path, watch))
+            await self._request(OpCode.getData, GetDataRequest(self._root(path), watch))
         )
         return response.data, response.stat
 
     async def set(self, path: str, data: bytes | None, version: int = -1) -> Stat:
-        body = await self._request(OpCode.setData, SetDataRequest(path, data, version))
+        body = await self._request(OpCode.setData, SetDataRequest(self._root(path), data, version))
         return SetDataResponse.from_bytes(body).stat
 
     async def get_children(self, path: str, watch: bool = False) -> tuple[list[str], Stat]:
         response = GetChildren2Response.from_bytes(
-            await self._request(OpCode.getChildren2, GetChildren2Request(path, watch))
+            await self._request(OpCode.getChildren2, GetChildren2Request(self._root(path), watch))
         )
         return sorted(response.children or []), response.stat
 
     async def get_acl(self, path: str) -> tuple[list[ACL], Stat]:
         response = GetACLResponse.from_bytes(
-            await self._request(OpCode.getACL, GetACLRequest(path))
+            await self._request(OpCode.getACL, GetACLRequest(self._root(path)))
         )
         return list(response.acl or []), response.stat
 
     async def set_acl(self, path: str, acl: list[ACL], version: int = -1) -> Stat:
-        body = await self._request(OpCode.setACL, SetACLRequest(path, acl, version))
+        body = await self._request(OpCode.setACL, SetACLRequest(self._root(path), acl, version))
         return SetACLResponse.from_bytes(body).stat
 
     async def sync(self, path: str = "/") -> None:
-        await self._request(OpCode.sync, SyncRequest(path))
+        await self._request(OpCode.sync, SyncRequest(self._root(path)))
 
     async def add_auth(self, scheme: str, credential: bytes) -> None:
         await self._call(Xid.AUTH, OpCode.auth, AuthPacket(0, scheme, credential))
 
     async def add_watch(self, path: str, recursive: bool = False) -> None:
-        await self._request(OpCode.addWatch, AddWatchRequest(path, 1 if recursive else 0))
+        await self._request(OpCode.addWatch,
+                            AddWatchRequest(self._root(path), 1 if recursive else 0))
 
     async def check(self, path: str, version: int) -> None:
-        await self._request(OpCode.check, CheckVersionRequest(path, version))
+        await self._request(OpCode.check, CheckVersionRequest(self._root(path), version))
 
     async def multi(self, ops: list[tuple[int, Any]]) -> list[tuple[int, int, Any]]:
         """Run ops atomically; return (op, err, result) per op (err 0 on success)."""
         out = bytearray()
         for op, record in ops:
             MultiHeader(op, False, -1).write(out)
+            if self.chroot and hasattr(record, "path"):
+                record = copy.copy(record)
+                record.path = self._root(record.path)
             record.write(out)
         MultiHeader(-1, True, -1).write(out)
         body = await self._request(OpCode.multi, _Raw(bytes(out)))
@@ -271,10 +294,10 @@ class ZkClient:
                 results.append((op, err, None))
             elif header.type in (OpCode.create,):
                 response, pos = CreateResponse.read(body, pos)
-                results.append((op, 0, response.path))
+                results.append((op, 0, self._strip(response.path or "")))
             elif header.type in (OpCode.create2, OpCode.createContainer, OpCode.createTTL):
                 response2, pos = Create2Response.read(body, pos)
-                results.append((op, 0, response2.path))
+                results.append((op, 0, self._strip(response2.path or "")))
             elif header.type == OpCode.setData:
                 stat, pos = Stat.read(body, pos)
                 results.append((op, 0, stat))

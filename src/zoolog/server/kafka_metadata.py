@@ -115,11 +115,24 @@ class ZkMetadataStore:
     async def start(self, registration: znodes.BrokerRegistration) -> None:
         self._registration = registration
         self.client = await self._connect()
+        await self._ensure_chroot()
         for path in znodes.PERSISTENT_PATHS:
             await self._ensure(path)
         self.cluster_id = await self._cluster_id()
         await self._register()
         self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _ensure_chroot(self) -> None:
+        """A connect string's chroot (`host:2181/kafka`) is created if missing, as Kafka does."""
+        client = self.zk
+        chroot, client.chroot = client.chroot, ""
+        try:
+            prefix = ""
+            for part in [p for p in chroot.split("/") if p]:
+                prefix += "/" + part
+                await self._ensure(prefix)
+        finally:
+            client.chroot = chroot
 
     async def _ensure(self, path: str, data: bytes = b"") -> None:
         with contextlib.suppress(ZkError):

@@ -104,6 +104,8 @@ class KafkaNode:
         self._pending_merges: dict[int, Any] = {}
         """OffsetCommit responses waiting to merge the coordinator's answer (by slot)."""
         self.started_ms = 0
+        self.truncated_bytes = 0
+        """Bytes of torn log tails the last start truncated."""
         self.handlers: dict[int, Handler] = {
             0: self._produce, 1: self._fetch, 2: self._list_offsets, 3: self._metadata,
             8: self._group_call, 9: self._group_call, 10: self._find_coordinator,
@@ -171,6 +173,7 @@ class KafkaNode:
             image.put_topic(info)
         now = now_ms()
         self.load_report = self.broker.open_logs(now)
+        self._report_recovery()
         for info in topics:
             self._open(info)
         for topic, index in self.broker.stray_logs():
@@ -181,6 +184,22 @@ class KafkaNode:
         await self._server.start_serving()
         self._timers.append(asyncio.create_task(self._periodic()))
         self.started_ms = int((time.monotonic() - started) * 1000)
+
+    def _report_recovery(self) -> None:
+        """Say what opening the logs found: a torn or damaged tail is truncated, never
+        silently (Kafka logs the same at recovery)."""
+        report = self.load_report
+        if not report.clean_shutdown and report.logs:
+            validated = sum(r.batches_validated for r in report.logs.values())
+            log.warning("the broker did not shut down cleanly: re-validated %d batches in %d "
+                        "logs", validated, sum(1 for r in report.logs.values()
+                                              if r.segments_recovered))
+        for (topic, index), recovery in sorted(report.logs.items()):
+            if recovery.truncated_bytes or recovery.segments_dropped:
+                log.warning("log %s-%d: truncated %d bytes of a torn or damaged tail (%d "
+                            "segments dropped); every batch before them is intact", topic,
+                            index, recovery.truncated_bytes, recovery.segments_dropped)
+        self.truncated_bytes = sum(r.truncated_bytes for r in report.logs.values())
 
     def _check_cluster_id(self, cluster_id: str) -> None:
         """Kafka's meta.properties: a data directory belongs to one cluster; pointing the
