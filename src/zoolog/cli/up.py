@@ -23,8 +23,14 @@ from pathlib import Path
 from zoolog.errors import ConfigError, StartupError
 from zoolog.server.broker_process import BrokerProcess, broker_args
 from zoolog.server.config import NodeConfig, load_zoo_cfg
-from zoolog.server.kafka_config import DEFAULT_PORT, looks_like_server_properties, parse_properties
 from zoolog.server.process import tune_gc_for_serving
+from zoolog.server.properties import (
+    DEFAULT_KAFKA_PORT as DEFAULT_PORT,
+)
+from zoolog.server.properties import (
+    looks_like_server_properties,
+    parse_properties,
+)
 from zoolog.server.zk_node import ZkNode
 
 

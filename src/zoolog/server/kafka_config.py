@@ -12,7 +12,6 @@ comments, backslash line continuations.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from zoolog.broker.groups.coordinator import GroupConfig
 from zoolog.broker.settings import BrokerSettings
 from zoolog.broker.topic_config import TOPIC_CONFIGS
 from zoolog.errors import ConfigError
+from zoolog.server.properties import parse_properties
 
 DEFAULT_PORT = 9092
 
@@ -48,26 +48,6 @@ class KafkaNodeConfig:
         self.settings.validate()
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is not a TCP port")
-
-
-def parse_properties(text: str) -> dict[str, str]:
-    """Java `.properties` text into a dict (last value of a key wins)."""
-    out: dict[str, str] = {}
-    logical = ""
-    for raw in text.splitlines():
-        line = raw.strip() if not logical else raw.lstrip()
-        if not logical and (not line or line[0] in "#!"):
-            continue
-        if line.endswith("\\") and not line.endswith("\\\\"):
-            logical += line[:-1]
-            continue
-        logical += line
-        match = re.match(r"((?:\\.|[^=:\s])+)\s*[=:]?\s*(.*)$", logical)
-        if match:
-            key = re.sub(r"\\(.)", r"\1", match.group(1))
-            out[key] = match.group(2).strip()
-        logical = ""
-    return out
 
 
 def _listener(value: str) -> tuple[str, int]:
@@ -195,10 +175,3 @@ def load_server_properties(path: str | Path, config: KafkaNodeConfig | None = No
     config = config or KafkaNodeConfig()
     apply_server_properties(config, parse_properties(text))
     return config
-
-
-def looks_like_server_properties(values: dict[str, str]) -> bool:
-    """Whether a properties file is Kafka's (rather than ZooKeeper's zoo.cfg)."""
-    kafka_keys = {"broker.id", "listeners", "log.dirs", "zookeeper.connect", "num.partitions",
-                  "advertised.listeners", "log.retention.hours", "node.id", "process.roles"}
-    return bool(kafka_keys & set(values))
