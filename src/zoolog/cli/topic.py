@@ -522,7 +522,8 @@ def _produce(args: argparse.Namespace) -> Callable[[KafkaClient], Awaitable[int]
                        for line in lines if line or not skip_empty]
             if records:
                 in_flight.append(asyncio.ensure_future(
-                    client.produce(args.topic, records, acks=acks, codec=codec)))
+                    client.produce(args.topic, records, acks=acks, codec=codec,
+                                   auto_create=True)))
         try:
             if args.message is not None:
                 send([m.encode("utf-8") for m in args.message], skip_empty=False)

@@ -973,10 +973,12 @@ class KafkaClient:
         return ClusterMetadata(response.cluster_id, response.controller_id, dict(self.brokers),
                                topics)
 
-    async def topic(self, name: str, *, refresh: bool = False) -> TopicInfo:
+    async def topic(self, name: str, *, refresh: bool = False,
+                    auto_create: bool = False) -> TopicInfo:
         """The topic's metadata, every partition with a leader (waits, bounded by
         `retry_timeout_ms`, while one is being elected); UNKNOWN_TOPIC_OR_PARTITION if the
-        topic does not exist."""
+        topic does not exist (with `auto_create`, Metadata asks the broker to create it,
+        which it does if `auto.create.topics.enable` is on)."""
         if not refresh:
             info = self._topics.get(name)
             if info is not None and info.partitions and all(
@@ -984,7 +986,7 @@ class KafkaClient:
                 return info
 
         async def once() -> TopicInfo:
-            await self.refresh_metadata([name])
+            await self.refresh_metadata([name], auto_create=auto_create)
             error = self._topic_errors.get(name)
             if error is not None:
                 if error.code == Err.UNKNOWN_TOPIC_OR_PARTITION:
@@ -1141,18 +1143,19 @@ class KafkaClient:
 
     async def produce(self, topic: str, records: Sequence[ProducerRecord], *, acks: int = -1,
                       codec: int = rb.Codec.NONE, timeout_ms: int = 30_000,
-                      batch_bytes_max: int = BATCH_BYTES_MAX_DEFAULT) -> list[RecordMetadata]:
+                      batch_bytes_max: int = BATCH_BYTES_MAX_DEFAULT,
+                      auto_create: bool = False) -> list[RecordMetadata]:
         """Write `records` to `topic` (acks -1/all, 1 or 0) and return, in input order, where
-        each landed. Concurrent calls write their requests in call order, so the records of
-        a partition land in the order of the calls (retries aside, see the module
-        docstring)."""
+        each landed (`auto_create`: see `topic()`). Concurrent calls write their requests in
+        call order, so the records of a partition land in the order of the calls (retries
+        aside, see the module docstring)."""
         if acks not in (-1, 0, 1):
             raise ValueError(f"acks must be -1 (all), 0 or 1, not {acks}")
         if not records:
             return []
         results: list[RecordMetadata | None] = [None] * len(records)
         async with self._produce_order:  # held until the requests are written, not answered
-            info = await self.topic(topic)
+            info = await self.topic(topic, auto_create=auto_create)
             now = _now_ms()
             by_partition: dict[int, list[int]] = defaultdict(list)
             for index, record in enumerate(records):
