@@ -237,9 +237,9 @@ def _apply_operation(broker: Broker, topic: str, current: dict[str, str], name: 
                              f"Config value append/subtract is not allowed for config key "
                              f"{name} which is not a list")
         existing = current.get(name)
-        if existing is None:
-            existing = str(broker.topic_settings(topic)[name] and
-                           ",".join(broker.topic_settings(topic)[name]))  # type: ignore[arg-type]
+        if existing is None:  # start from the topic's value (the broker default)
+            value_now = broker.topic_settings(topic)[name]
+            existing = ",".join(value_now) if isinstance(value_now, tuple) else str(value_now)
         items = [i for i in existing.split(",") if i]
         given = [i.strip() for i in (value or "").split(",") if i.strip()]
         if operation == OP_APPEND:

@@ -147,12 +147,14 @@ class FetchOperation:
             if topic is None:
                 topic = by_topic[key] = TopicResponse(topic=spec.topic, topic_id=spec.topic_id)
                 response.responses.append(topic)
-            topic.partitions.append(PartitionData(
+            data = PartitionData(
                 partition_index=spec.partition, error_code=read.error_code,
                 high_watermark=read.high_watermark, last_stable_offset=read.last_stable_offset,
                 log_start_offset=read.log_start_offset,
-                aborted_transactions=[] if self.read_committed else None,
-                records=read.records if read.records is not None else b""))
+                records=read.records if read.records is not None else b"")
+            if not self.read_committed:
+                data.aborted_transactions = None  # null (None in __init__ means empty)
+            topic.partitions.append(data)
         return response
 
 

@@ -12,8 +12,9 @@ A Fetch v7+ carries `session_id` and `session_epoch`:
 In an incremental fetch the partitions to read are the session's (updated by the request's
 partitions, minus `forgotten_topics_data`), and the response lists only partitions that
 changed since the last response: records, an error, or a new high watermark, last stable
-offset or log start offset. Errors: an unknown session -> FETCH_SESSION_ID_NOT_FOUND, an
-epoch other than the expected one -> INVALID_FETCH_SESSION_EPOCH (both top-level, and the
+offset or log start offset. Errors: an unknown session -> FETCH_SESSION_ID_NOT_FOUND, a
+session opened by topic id used by name (or the reverse) -> FETCH_SESSION_TOPIC_ID_ERROR, an
+epoch other than the expected one -> INVALID_FETCH_SESSION_EPOCH (all top-level, and the
 client falls back to a full fetch). Sessions beyond `sessions_max` evict the least recently
 used one. Partitions are keyed by (topic id, partition) from v13 and by (name, partition)
 before, as the client addresses them.
@@ -108,8 +109,10 @@ class FetchSessionCache:
                 self._sessions.pop(session_id, None)
             return FetchContext(requested, self._open(requested, by_id, now_ms))
         session = self._sessions.get(session_id)
-        if session is None or session.by_id != by_id:
+        if session is None:
             return FetchContext([], error_code=Err.FETCH_SESSION_ID_NOT_FOUND)
+        if session.by_id != by_id:  # opened by topic id, used by name, or the reverse
+            return FetchContext([], error_code=Err.FETCH_SESSION_TOPIC_ID_ERROR)
         if epoch != session.epoch:
             return FetchContext([], session_id=0, error_code=Err.INVALID_FETCH_SESSION_EPOCH)
         for spec in requested:

@@ -115,9 +115,10 @@ class Partition:
         if len(batches) == 1 and batches[0][1].producer_id >= 0:
             header = batches[0][1]
             duplicate = self.producers.check(header)
-            if duplicate is not None:
+            if duplicate is not None:  # answered as the first time (Kafka: its timestamp too)
                 return AppendResult(duplicate.first_offset, duplicate.last_offset,
-                                    log_append_time_ms, self.log_start_offset, duplicate=True)
+                                    duplicate.timestamp_ms if log_append_time_ms >= 0 else -1,
+                                    self.log_start_offset, duplicate=True)
         else:
             for _, header in batches:
                 if header.producer_id >= 0 and self.producers.check(header) is not None:

@@ -118,6 +118,19 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+def _throttled_replicas(value: Value) -> str | None:
+    """Kafka's ThrottledReplicaListValidator: `*`, or `partition:broker` pairs."""
+    items = value if isinstance(value, tuple) else (str(value),)
+    if items == ("*",):
+        return None
+    for item in items:
+        partition, sep, broker = item.partition(":")
+        if not sep or not partition.strip().isdigit() or not broker.strip().isdigit():
+            return ("must be the literal '*' or a list of replicas in the form "
+                    "[PartitionId]:[BrokerId],[PartitionId]:[BrokerId],...")
+    return None
+
+
 def _cleanup_policy(value: Value) -> str | None:
     return None if value else "cleanup.policy must list compact and/or delete"
 
@@ -155,13 +168,13 @@ _DEFS = [
               "log.flush.interval.ms", minimum=0),
     ConfigDef("follower.replication.throttled.replicas", ConfigType.LIST, "",
               "replicas whose follower traffic is throttled (accepted, unused on one node)",
-              "follower.replication.throttled.replicas"),
+              "follower.replication.throttled.replicas", check=_throttled_replicas),
     ConfigDef("index.interval.bytes", ConfigType.INT, "4096",
               "bytes of log between two offset-index entries", "log.index.interval.bytes",
               minimum=0),
     ConfigDef("leader.replication.throttled.replicas", ConfigType.LIST, "",
               "replicas whose leader traffic is throttled (accepted, unused on one node)",
-              "leader.replication.throttled.replicas"),
+              "leader.replication.throttled.replicas", check=_throttled_replicas),
     ConfigDef("max.compaction.lag.ms", ConfigType.LONG, str(LONG_MAX),
               "longest a record may stay uncompacted", "log.cleaner.max.compaction.lag.ms",
               minimum=1),

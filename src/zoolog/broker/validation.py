@@ -5,9 +5,9 @@ For each batch of a Produce request's partition, in Kafka's order:
 1. framing: magic 2, a length that fits, CRC-32C (CORRUPT_MESSAGE; other magics
    UNSUPPORTED_FOR_MESSAGE_FORMAT) — `record_batch.split_batches`;
 2. size: a batch larger than the topic's `max.message.bytes` -> MESSAGE_TOO_LARGE;
-3. shape: clients may not write control batches; `records_count` must equal
-   `last_offset_delta + 1`; a producer id needs a sequence; a transactional batch needs a
-   producer id (INVALID_RECORD);
+3. shape: one batch per partition and request (Kafka's rule for magic 2); clients may not
+   write control batches; `records_count` must equal `last_offset_delta + 1`; a producer id
+   needs a sequence; a transactional batch needs a producer id (INVALID_RECORD);
 4. records, only where a check needs them: compressed batches are decompressed (bounded by
    `decompressed_bytes_max`) and their records decoded and counted; compacted topics need a
    key on every record (INVALID_RECORD with the batch index in `record_errors`); timestamps
@@ -83,9 +83,9 @@ def validate(records: memoryview, rules: TopicRules, now_ms: int) -> ValidBatche
                              f"record batch of {size} bytes exceeds max.message.bytes "
                              f"({rules.max_message_bytes})")
         _check_shape(header)
-        if header.codec != rb.Codec.NONE and len(pieces) > 1:
+        if len(pieces) > 1:  # Kafka: one magic-2 batch per partition and request
             raise KafkaError(Err.INVALID_RECORD,
-                             "a compressed produce must carry exactly one record batch")
+                             "a produce must carry exactly one record batch per partition")
         recompress = target_codec is not None and target_codec != header.codec
         if header.codec != rb.Codec.NONE or rules.compacted or walk_timestamps or recompress:
             records_of = rb.batch_records(batch, rules.decompressed_bytes_max)
@@ -136,6 +136,8 @@ def _check_shape(header: rb.BatchHeader) -> None:
 
 
 def _check_timestamp(timestamp: int, rules: TopicRules, now_ms: int, index: int) -> None:
+    if timestamp == rb.NO_TIMESTAMP:  # Kafka judges only records that carry a timestamp
+        return
     if timestamp < now_ms - rules.timestamp_before_max_ms:
         raise RecordError(Err.INVALID_TIMESTAMP,
                           f"timestamp {timestamp} is more than message.timestamp.before.max.ms "

@@ -364,6 +364,10 @@ def decode_records(payload: Buf, count: int) -> list[Record]:
     end = len(payload)
     try:
         for _ in range(count):
+            if pos >= end:
+                raise KafkaError(Err.INVALID_RECORD,
+                                 f"Incorrect declared batch size, premature EOF reached: "
+                                 f"{len(records)} of {count} records")
             length, pos = _read_varint(payload, pos)
             record_end = pos + length
             if length < 6 or record_end > end:
@@ -391,7 +395,7 @@ def decode_records(payload: Buf, count: int) -> list[Record]:
     except (IndexError, UnicodeDecodeError) as exc:
         raise KafkaError(Err.CORRUPT_MESSAGE, f"malformed record: {exc}") from exc
     if pos != end:
-        raise KafkaError(Err.CORRUPT_MESSAGE,
+        raise KafkaError(Err.INVALID_RECORD,
                          f"record batch holds more bytes than its {count} records")
     return records
 
