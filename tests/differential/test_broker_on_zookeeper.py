@@ -107,3 +107,48 @@ def test_broker_metadata_in_apache_zookeeper(zookeeper_server: Server, tmp_path:
         zk.close()
         if proc.poll() is None:
             stop(proc)
+
+
+def test_changes_made_by_zookeeper_mode_tools_are_followed(zookeeper_server: Server,
+                                                         tmp_path: Path) -> None:
+    """What kafka-topics.sh / kafka-configs.sh --zookeeper wrote in Kafka's ZooKeeper era: a
+    topic's assignment znode, a config override plus its change notification, a deletion
+    request. The broker follows each, as Kafka's controller did."""
+    port = free_port()
+    proc = start_broker(tmp_path / "kafka", zookeeper_server.port, port, "/tools")
+    zk = KazooClient(hosts=f"127.0.0.1:{zookeeper_server.port}/tools", timeout=30)
+    zk.start(timeout=15)
+    bootstrap = f"127.0.0.1:{port}"
+    try:
+        zk.create("/brokers/topics/made-by-a-tool", json.dumps(
+            {"version": 1, "partitions": {"0": [0], "1": [0]}}).encode())
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        wait_until(lambda: "made-by-a-tool" in admin.list_topics(timeout=5).topics, 10,
+                   "the broker to open a topic created in ZooKeeper")
+        producer = ck.Producer({"bootstrap.servers": bootstrap})
+        producer.produce("made-by-a-tool", b"hello", partition=1)
+        assert producer.flush(20) == 0
+
+        zk.create("/config/topics/made-by-a-tool",
+                  json.dumps({"version": 1, "config": {"retention.ms": "1234567"}}).encode())
+        zk.create("/config/changes/config_change_", json.dumps(
+            {"version": 2, "entity_path": "topics/made-by-a-tool"}).encode(), sequence=True)
+        resource = ck.admin.ConfigResource(ck.admin.ConfigResource.Type.TOPIC, "made-by-a-tool")
+
+        def retention() -> str:
+            return str(admin.describe_configs([resource])[resource].result(10)[
+                "retention.ms"].value)
+        wait_until(lambda: retention() == "1234567", 10, "the config change to be followed")
+
+        zk.create("/admin/delete_topics/made-by-a-tool")
+        wait_until(lambda: zk.exists("/brokers/topics/made-by-a-tool") is None, 10,
+                   "the deletion request to be carried out")
+        wait_until(lambda: zk.exists("/admin/delete_topics/made-by-a-tool") is None, 10,
+                   "the deletion request to be removed")
+        wait_until(lambda: "made-by-a-tool" not in admin.list_topics(timeout=5).topics, 10,
+                   "the topic to be gone from the broker")
+        assert not list((tmp_path / "kafka").glob("made-by-a-tool-*"))
+    finally:
+        zk.stop()
+        zk.close()
+        stop(proc)

@@ -208,6 +208,16 @@ def config_change_value(topic: str) -> bytes:
     return _dump({"version": 2, "entity_path": f"topics/{topic}"})
 
 
+def parse_config_change(data: bytes | None) -> str | None:
+    """The topic a `/config/changes/config_change_N` notification names, if any."""
+    try:
+        path = str(_load(data).get("entity_path", ""))
+    except (ValueError, AttributeError):
+        return None
+    kind, _, name = path.partition("/")
+    return name if kind == "topics" and name else None
+
+
 def producer_id_block_value(broker_id: int, block_start: int, block_end: int) -> bytes:
     return _dump({"version": 1, "broker": broker_id, "block_start": str(block_start),
                   "block_end": str(block_end)})

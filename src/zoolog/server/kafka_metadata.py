@@ -17,6 +17,12 @@ zoolog's asyncio ZooKeeper client and Kafka's ZooKeeper-mode layout (`broker.zno
   config (plus a `/config/changes` notification, as Kafka writes one), delete a topic, and
   reserve a block of producer ids (versioned compare-and-set on `/latest_producer_id_block`).
 
+Changes made by others are followed, as Kafka's controller follows them: children watches
+on `/brokers/topics` (a topic created by another tool is opened), `/admin/delete_topics` (a
+deletion asked for by a tool, Kafka's `kafka-topics --delete` in ZooKeeper mode, is carried
+out) and `/config/changes` (a topic's config changed elsewhere is reloaded) call the
+`MetadataListener` the broker gives `watch()`.
+
 Failures surface as `ZkError`; callers turn them into Kafka errors for the client.
 """
 
@@ -27,6 +33,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +56,11 @@ log = logging.getLogger(__name__)
 EPHEMERAL = 1
 SEQUENTIAL = 2
 SESSION_FILE = "zk-session"
+CHILDREN_CHANGED = 4
+WATCHED = (znodes.BROKER_TOPICS, znodes.DELETE_TOPICS, znodes.CONFIG_CHANGES)
+
+Listener = Callable[[str, list[str]], Awaitable[None]]
+"""Called with a watched path and its children when they change (and once at start)."""
 
 
 def _now_ms() -> int:
@@ -70,6 +82,8 @@ class ZkMetadataStore:
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
         self.reconnects = 0
+        self._listener: Listener | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     # --- session ------------------------------------------------------------------------
 
@@ -218,14 +232,76 @@ class ZkMetadataStore:
                     self.client = await self._connect()
                     self.reconnects += 1
                     await self._register()
+                    self._start_watching()  # watches do not survive a new connection
                     break
                 except (TimeoutError, ZkError, OSError) as exc:
                     log.warning("coordination service unreachable (%s); retrying", exc)
                     await asyncio.sleep(1)
 
+    # --- following changes made by others ----------------------------------------------
+
+    def watch(self, listener: Listener) -> None:
+        """Call `listener(path, children)` for each of WATCHED now and whenever its children
+        change (one task; re-armed after a reconnection)."""
+        self._listener = listener
+        self._start_watching()
+
+    def _start_watching(self) -> None:
+        if self._listener is None:
+            return
+        if self._watcher is not None:
+            self._watcher.cancel()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_loop())
+
+    async def _watch_loop(self) -> None:
+        client = self.zk
+        assert self._listener is not None
+        try:
+            for path in WATCHED:
+                await self._arm(client, path)
+            while not self._closing:
+                event = await client.events.get()
+                if event.type == CHILDREN_CHANGED and event.path in WATCHED:
+                    await self._arm(client, event.path)
+        except (ZkError, ConnectionError, OSError) as exc:
+            log.info("stopped following metadata changes (%s); the reconnection restarts it",
+                     exc)
+
+    async def _arm(self, client: ZkClient, path: str) -> None:
+        assert self._listener is not None
+        children, _ = await client.get_children(path, watch=True)
+        try:
+            await self._listener(path, children)
+        except Exception:
+            log.exception("handling a change of %s failed", path)
+
+    async def read_config_change(self, name: str) -> str | None:
+        """The topic a `/config/changes/<name>` notification is about (None otherwise)."""
+        try:
+            data, _ = await self.zk.get(f"{znodes.CONFIG_CHANGES}/{name}")
+        except ZkError:
+            return None
+        return znodes.parse_config_change(data)
+
+    async def load_topic_config(self, name: str) -> dict[str, str]:
+        try:
+            data, _ = await self.zk.get(znodes.topic_config_path(name))
+        except ZkError as exc:
+            if exc.code != Code.NONODE:
+                raise
+            return {}
+        return znodes.parse_topic_config(data)
+
+    async def finish_deletion_request(self, name: str) -> None:
+        """Remove `/admin/delete_topics/<name>` once the topic is gone."""
+        with contextlib.suppress(ZkError):
+            await self.zk.delete(f"{znodes.DELETE_TOPICS}/{name}")
+
     async def close(self) -> None:
         """Close the session: our ephemerals go at once (a clean shutdown)."""
         self._closing = True
+        if self._watcher is not None:
+            self._watcher.cancel()
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -239,6 +315,8 @@ class ZkMetadataStore:
         self._closing = True
         if self._supervisor is not None:
             self._supervisor.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
         if self.client is not None:
             await self.client.disconnect()
 
@@ -363,18 +441,36 @@ class ZkMetadataStore:
             await self._multi(ops)
         return TopicInfo(info.name, info.topic_id, partitions, dict(info.configs))
 
+    async def complete_topic(self, info: TopicInfo) -> None:
+        """Write the partition states a topic created by another tool lacks (Kafka's
+        controller writes them when it sees a new `/brokers/topics/<t>`)."""
+        ops: list[tuple[int, Any]] = []
+        if await self.zk.exists(znodes.partitions_path(info.name)) is None:
+            ops.append(self._create(znodes.partitions_path(info.name), b""))
+        for p in info.partitions:
+            if await self.zk.exists(znodes.partition_state_path(info.name, p.index)) is None:
+                if await self.zk.exists(znodes.partition_path(info.name, p.index)) is None:
+                    ops.append(self._create(znodes.partition_path(info.name, p.index), b""))
+                state = znodes.PartitionState(p.leader, p.leader_epoch, list(p.isr))
+                ops.append(self._create(znodes.partition_state_path(info.name, p.index),
+                                        state.value()))
+        if ops:
+            await self._multi(ops)
+
     async def delete_topic(self, info: TopicInfo) -> None:
+        """Remove every znode of the topic (the ones that exist), in one multi."""
         ops: list[tuple[int, Any]] = []
         for p in info.partitions:
-            ops.append((OpCode.delete, DeleteRequest(
-                znodes.partition_state_path(info.name, p.index), -1)))
-            ops.append((OpCode.delete, DeleteRequest(
-                znodes.partition_path(info.name, p.index), -1)))
-        ops.append((OpCode.delete, DeleteRequest(znodes.partitions_path(info.name), -1)))
-        ops.append((OpCode.delete, DeleteRequest(znodes.topic_path(info.name), -1)))
-        if await self.zk.exists(znodes.topic_config_path(info.name)) is not None:
-            ops.append((OpCode.delete, DeleteRequest(znodes.topic_config_path(info.name), -1)))
-        await self._multi(ops)
+            for path in (znodes.partition_state_path(info.name, p.index),
+                         znodes.partition_path(info.name, p.index)):
+                if await self.zk.exists(path) is not None:
+                    ops.append((OpCode.delete, DeleteRequest(path, -1)))
+        for path in (znodes.partitions_path(info.name), znodes.topic_path(info.name),
+                     znodes.topic_config_path(info.name)):
+            if await self.zk.exists(path) is not None:
+                ops.append((OpCode.delete, DeleteRequest(path, -1)))
+        if ops:
+            await self._multi(ops)
 
     async def reserve_producer_ids(self) -> tuple[int, int]:
         """Reserve the next block of producer ids: (first, last), both inclusive."""

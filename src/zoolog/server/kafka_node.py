@@ -46,6 +46,7 @@ from zoolog.broker import (
     offsets_api,
     producers_api,
     topics_api,
+    znodes,
 )
 from zoolog.broker.api_versions import (
     api_versions_response,
@@ -102,6 +103,8 @@ class KafkaNode:
         self._admin_lock = asyncio.Lock()
         self._pid_refill: asyncio.Task[None] | None = None
         self._pending_merges: dict[int, Any] = {}
+        self._config_changes_seen = ""
+        """The last `/config/changes` notification followed (they are sequential)."""
         """OffsetCommit responses waiting to merge the coordinator's answer (by slot)."""
         self.started_ms = 0
         self.truncated_bytes = 0
@@ -181,6 +184,7 @@ class KafkaNode:
                         topic, index)
         await self._start_groups()
         await self._refill_producer_ids()
+        self.store.watch(self._metadata_changed)
         await self._server.start_serving()
         self._timers.append(asyncio.create_task(self._periodic()))
         self.started_ms = int((time.monotonic() - started) * 1000)
@@ -200,6 +204,46 @@ class KafkaNode:
                             "segments dropped); every batch before them is intact", topic,
                             index, recovery.truncated_bytes, recovery.segments_dropped)
         self.truncated_bytes = sum(r.truncated_bytes for r in report.logs.values())
+
+    async def _metadata_changed(self, path: str, children: list[str]) -> None:
+        """Follow what other tools change in the coordination service (see
+        `ZkMetadataStore.watch`): topics created or removed there, deletions asked for under
+        /admin/delete_topics, config change notifications."""
+        broker = self._broker
+        async with self._admin_lock:
+            if path == znodes.BROKER_TOPICS:
+                for name in children:
+                    if name not in broker.metadata.topics:
+                        info = await self.store.load_topic(name)
+                        if info is not None:
+                            log.info("topic %s was created in the coordination service: "
+                                     "opening it", name)
+                            await self.store.complete_topic(info)
+                            self._open(info)
+                for name in [n for n in broker.metadata.topics if n not in children]:
+                    log.warning("topic %s is gone from the coordination service: closing it "
+                                "(its data stays on disk)", name)
+                    broker.close_topic(name, delete_data=False)
+            elif path == znodes.DELETE_TOPICS:
+                for name in children:
+                    info = broker.metadata.topics.get(name)
+                    if info is not None and not info.internal:
+                        log.info("deleting topic %s as asked under %s", name, path)
+                        await self.store.delete_topic(info)
+                        broker.close_topic(name, delete_data=True, token=uuid.uuid4().hex)
+                    await self.store.finish_deletion_request(name)
+            elif path == znodes.CONFIG_CHANGES:
+                for name in sorted(children):
+                    if name <= self._config_changes_seen:
+                        continue
+                    self._config_changes_seen = name
+                    topic = await self.store.read_config_change(name)
+                    info = broker.metadata.topics.get(topic) if topic else None
+                    if info is not None:
+                        configs = await self.store.load_topic_config(info.name)
+                        if configs != info.configs:
+                            info.configs = configs
+                            broker.topic_configs_changed(info.name)
 
     def _check_cluster_id(self, cluster_id: str) -> None:
         """Kafka's meta.properties: a data directory belongs to one cluster; pointing the
