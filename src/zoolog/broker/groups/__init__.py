@@ -2,17 +2,13 @@
 in `__consumer_offsets`), sans-I/O. `GroupCoordinator` is the entry point; see its module
 for how a runtime drives it."""
 
-from .coordinator import (
-    GROUP_AUTHORIZED_OPERATIONS,
-    GroupConfig,
-    GroupCoordinator,
-    Persist,
-    Reply,
-    java_string_hash,
-    partition_for,
-)
+from .admin import GROUP_AUTHORIZED_OPERATIONS
+from .config import GroupConfig
+from .coordinator import GroupCoordinator
 from .group import VALID_PREVIOUS, ClassicGroup, GroupState, Member, Parked
 from .offsets import OffsetAndMetadata, OffsetStore
+from .outputs import Persist, Reply
+from .partitioning import java_string_hash, partition_for
 from .records import CorruptRecordError, GroupRecord, OffsetRecord, decode_record
 
 __all__ = [
