@@ -13,7 +13,9 @@ Servers (each fresh, one after the other, on this machine):
 
 The load generator is ONE process (confluent-kafka, i.e. librdkafka with its own threads);
 the server gets what is left of the machine. Workloads:
-- produce-1k: 1 KiB records, acks=1, batch.size 256 KiB, linger.ms 5, one partition;
+- produce-1k: 1 KiB records, acks=1, batch.size 256 KiB, linger.ms 5, one partition, one
+  `produce()` call per record (`--generator batch`: `Producer.produce_batch`, 1,000 records
+  per call, a lighter generator);
 - produce-100: 100-byte records, same settings;
 - latency: 5,000 records/s paced for the run, 100-byte records, linger.ms 0, a consumer in
   the same process; end-to-end latency = receive time - the send time inside the record;
@@ -237,7 +239,8 @@ def producer(bootstrap: str, **extra: object) -> ck.Producer:
     return ck.Producer(config)
 
 
-def produce_load(server: Server, size: int, seconds: float, topic: str) -> Result:
+def produce_load(server: Server, size: int, seconds: float, topic: str,
+                 batched: bool = True) -> Result:
     create_topic(server.bootstrap, topic)
     p = producer(server.bootstrap)
     value = b"x" * size
@@ -254,14 +257,21 @@ def produce_load(server: Server, size: int, seconds: float, topic: str) -> Resul
         if err is None:
             delivered[0] += 1
 
+    chunk = [{"value": value}] * 1000
     with measured(server, result):
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            for _ in range(1000):
+            if batched:  # one C call per 1,000 records: the generator stays light
                 try:
-                    p.produce(topic, value, on_delivery=on_delivery)
+                    p.produce_batch(topic, chunk, on_delivery=on_delivery)
                 except BufferError:
                     p.poll(0.001)
+            else:
+                for _ in range(1000):
+                    try:
+                        p.produce(topic, value, on_delivery=on_delivery)
+                    except BufferError:
+                        p.poll(0.001)
             p.poll(0)
         p.flush(60)
     result.msgs = delivered[0]
@@ -374,9 +384,9 @@ def run_workload(server: Server, workload: str, seconds: float, volume_mb: int,
                  round_: int, args: argparse.Namespace) -> Result:
     topic = f"{TOPIC}-{workload}-{round_}"
     if workload == "produce-1k":
-        return produce_load(server, 1024, seconds, topic)
+        return produce_load(server, 1024, seconds, topic, args.generator == "batch")
     if workload == "produce-100":
-        return produce_load(server, 100, seconds, topic)
+        return produce_load(server, 100, seconds, topic, args.generator == "batch")
     if workload == "latency":
         return latency_load(server, 5000, seconds, topic)
     if workload in ("consume", "consume-ck"):
@@ -408,6 +418,10 @@ def main() -> int:
                              "Python consumer loop is not what is measured)")
     parser.add_argument("--fetch-bytes", type=int, default=1 << 20,
                         help="the consumer's max.partition.fetch.bytes")
+    parser.add_argument("--generator", choices=("batch", "single"), default="single",
+                        help="one produce() call per record (the default, what "
+                             "docs/BENCHMARKS.md records) or Producer.produce_batch, 1,000 "
+                             "records per call")
     parser.add_argument("--quick", action="store_true", help="3 s runs, 256 MB, 1 round")
     parser.add_argument("--servers", default="zoolog,noida-db,tansu")
     parser.add_argument("--workloads",
