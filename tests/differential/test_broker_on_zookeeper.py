@@ -8,14 +8,29 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import confluent_kafka as ck
+import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from kazoo.client import KazooClient
 
-from tests.differential.harness import Server
+from tests.differential.harness import Server, ZooKeeperProcess
 from zoolog.testing import wait_until
+
+
+@pytest.fixture(scope="module")
+def own_zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """An Apache ZooKeeper 3.8 of this module's own: the broker writes znodes at the root,
+    which would shift the sequential counters the differential tests compare on the shared
+    `zookeeper_server`."""
+    process = ZooKeeperProcess(tmp_path_factory.mktemp("apache-zk-broker"))
+    process.start()
+    try:
+        yield Server("zookeeper", process.port)
+    finally:
+        process.stop()
 
 
 def free_port() -> int:
@@ -45,11 +60,11 @@ def stop(proc: subprocess.Popen[str]) -> None:
     assert proc.returncode == 0, out
 
 
-def test_broker_metadata_in_apache_zookeeper(zookeeper_server: Server, tmp_path: Path) -> None:
+def test_broker_metadata_in_apache_zookeeper(own_zookeeper: Server, tmp_path: Path) -> None:
     port = free_port()
     chroot = "/kafka/cluster-a"  # operators often give zookeeper.connect a chroot
-    proc = start_broker(tmp_path / "kafka", zookeeper_server.port, port, chroot)
-    zk = KazooClient(hosts=f"127.0.0.1:{zookeeper_server.port}{chroot}", timeout=30)
+    proc = start_broker(tmp_path / "kafka", own_zookeeper.port, port, chroot)
+    zk = KazooClient(hosts=f"127.0.0.1:{own_zookeeper.port}{chroot}", timeout=30)
     zk.start(timeout=15)
     try:
         bootstrap = f"127.0.0.1:{port}"
@@ -85,7 +100,7 @@ def test_broker_metadata_in_apache_zookeeper(zookeeper_server: Server, tmp_path:
                    "the broker's registration to go with its session")
         assert zk.exists("/brokers/topics/orders") is not None  # metadata outlives the broker
 
-        proc = start_broker(tmp_path / "kafka", zookeeper_server.port, port, chroot)
+        proc = start_broker(tmp_path / "kafka", own_zookeeper.port, port, chroot)
         consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "check",
                                 "auto.offset.reset": "earliest"})
         consumer.subscribe(["orders"])
@@ -109,14 +124,14 @@ def test_broker_metadata_in_apache_zookeeper(zookeeper_server: Server, tmp_path:
             stop(proc)
 
 
-def test_changes_made_by_zookeeper_mode_tools_are_followed(zookeeper_server: Server,
+def test_changes_made_by_zookeeper_mode_tools_are_followed(own_zookeeper: Server,
                                                          tmp_path: Path) -> None:
     """What kafka-topics.sh / kafka-configs.sh --zookeeper wrote in Kafka's ZooKeeper era: a
     topic's assignment znode, a config override plus its change notification, a deletion
     request. The broker follows each, as Kafka's controller did."""
     port = free_port()
-    proc = start_broker(tmp_path / "kafka", zookeeper_server.port, port, "/tools")
-    zk = KazooClient(hosts=f"127.0.0.1:{zookeeper_server.port}/tools", timeout=30)
+    proc = start_broker(tmp_path / "kafka", own_zookeeper.port, port, "/tools")
+    zk = KazooClient(hosts=f"127.0.0.1:{own_zookeeper.port}/tools", timeout=30)
     zk.start(timeout=15)
     bootstrap = f"127.0.0.1:{port}"
     try:
