@@ -254,7 +254,21 @@ def take_exactly(client: str, bootstrap: str, group: str, count: int,
                 got.extend(from_kp(r) for records in batches.values() for r in records)
                 return len(got) == count
             wait_until(took, timeout_s, f"{count} records")
-            kp.commit()
+            processed = {kafka.TopicPartition(ORDER, p): kafka.OffsetAndMetadata(
+                max(r.offset for r in recs) + 1, "", -1)
+                for p, recs in by_partition(got).items()}
+
+            def commit() -> bool:
+                # kafka-python answers RebalanceInProgressError when it is rejoining (it
+                # says: poll, then retry); what was processed is committed explicitly, so
+                # whatever that poll fetches is not counted as processed
+                try:
+                    kp.commit(processed)
+                except kafka.errors.RebalanceInProgressError:
+                    kp.poll(timeout_ms=100, max_records=1)
+                    return False
+                return True
+            wait_until(commit, timeout_s, "the commit to go through")
             committed = {p: (kp.committed(kafka.TopicPartition(ORDER, p)) or -1001)
                          for p in range(3)}
         finally:

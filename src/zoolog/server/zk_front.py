@@ -75,6 +75,9 @@ FRONT_START_TIMEOUT_S = 30.0
 FRONT_RESTART_DELAY_S = 1.0
 """Pause before replacing a front process that died within a second of starting."""
 LINK_MESSAGE_BYTES_MAX = 64 << 20
+LINGER_S = 2.0
+"""How long a four-letter word's connection drains input after the answer (see
+`FrontConnection.linger_close`)."""
 """Largest message on the link. A sender splits a larger batch (many big replies or writes in
 one pass) into several messages; a receiver closes the link on a larger one (a bug)."""
 
@@ -82,8 +85,8 @@ one pass) into several messages; a receiver closes the link on a larger one (a b
 class FrontConnection(asyncio.Protocol):
     """One client connection: bytes in, hand-off events out."""
 
-    __slots__ = ("codec", "conn_id", "done_reading", "front", "paused_by_core", "peer",
-                 "reading", "registered", "transport", "unread_replies")
+    __slots__ = ("codec", "conn_id", "done_reading", "front", "lingering", "paused_by_core",
+                 "peer", "reading", "registered", "transport", "unread_replies")
 
     def __init__(self, front: ClientFront) -> None:
         self.front = front
@@ -95,6 +98,7 @@ class FrontConnection(asyncio.Protocol):
         self.paused_by_core = False
         self.unread_replies = False  # the client is not taking its replies
         self.done_reading = False  # a four-letter word was asked: its answer ends the talk
+        self.lingering = False  # answered and half-closed: draining what the client sent
         self.reading = True
 
     def update_reading(self) -> None:
@@ -126,7 +130,7 @@ class FrontConnection(asyncio.Protocol):
         self.front.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.done_reading:
+        if self.done_reading:  # what follows a four-letter word is discarded, never parsed
             return
         try:
             decoded = self.codec.receive_data(data)
@@ -156,6 +160,22 @@ class FrontConnection(asyncio.Protocol):
                 break
         if events:
             self.front.sink(events)
+
+    def linger_close(self) -> None:
+        """Close after a four-letter word's answer without losing it: a close with unread
+        input in the socket sends a reset, which can overtake the answer on its way to the
+        client (`nc` sends its newline after the word). So half-close, discard what the
+        client still sends until it closes (or LINGER_S pass), then close."""
+        transport = self.transport
+        assert transport is not None
+        self.lingering = True
+        if transport.can_write_eof():
+            transport.write_eof()
+        transport.resume_reading()
+        asyncio.get_running_loop().call_later(LINGER_S, transport.close)
+
+    def eof_received(self) -> bool | None:
+        return None  # the client is done: close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.front.connection_lost(self)
@@ -216,7 +236,10 @@ class ClientFront:
             if kind == CMD_SEND:
                 conn.transport.write(command[2])
             elif kind == CMD_CLOSE:
-                conn.transport.close()
+                if conn.done_reading and not conn.lingering:
+                    conn.linger_close()
+                else:
+                    conn.transport.close()
             elif kind == CMD_PAUSE:
                 conn.paused_by_core = True
                 conn.update_reading()
