@@ -154,3 +154,17 @@ def test_kcat_metadata_produce_consume(zoolog_kafka: KafkaServerThread) -> None:
                               timeout=30)
     assert consumed.returncode == 0, consumed.stderr
     assert consumed.stdout == "a=1@0\nb=2@1\nc=3@2\n"
+
+
+@pytest.mark.parametrize("acks", ["0", "1", "all"])
+def test_kcat_produces_with_each_acks(zoolog_kafka: KafkaServerThread, acks: str) -> None:
+    bootstrap = zoolog_kafka.bootstrap
+    topic = f"kcat-acks-{acks}"
+    lines = "".join(f"k{i % 3}:v{i}\n" for i in range(50))
+    produced = subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", topic, "-K", ":",
+                               "-X", f"acks={acks}", "-H", "origin=kcat"], input=lines,
+                              capture_output=True, text=True, timeout=30)
+    assert produced.returncode == 0, produced.stderr
+    got = consume_all(bootstrap, topic, 50)
+    assert sorted(m.value() for m in got) == sorted(f"v{i}".encode() for i in range(50))
+    assert all(dict(m.headers() or [])["origin"] == b"kcat" for m in got)
