@@ -177,10 +177,10 @@ def test_produce_error_details() -> None:
     assert got[("lat", 0)].error_code == 0 and got[("lat", 0)].log_append_time_ms == T0 + 7
     back = encodes(result.response, 9)
     assert answers(back)[("c", 0)].record_errors[0].batch_index == 0
-    # transactional produce and null records
-    txn = produce(broker, wire(produce_request({"lat": {0: client_batch(1)}}, 1, "tx"), 9), 9,
-                  T0)
-    assert answers(txn.response)[("lat", 0)].error_code == Err.INVALID_TXN_STATE
+    # a transactional batch with no coordinator to verify it, and null records
+    raw = client_batch(1, producer_id=5, transactional=True)
+    txn = produce(broker, wire(produce_request({"lat": {0: raw}}, 1, "tx"), 9), 9, T0)
+    assert answers(txn.response)[("lat", 0)].error_code == Err.COORDINATOR_NOT_AVAILABLE
     null = produce(broker, wire(produce_request({"lat": {0: None}}, 1), 9), 9, T0)
     assert answers(null.response)[("lat", 0)].error_code == Err.INVALID_RECORD
 

@@ -18,7 +18,7 @@ from zoolog.protocol.kafka.record_batch import (
 def batch(records: int = 1, *, value_bytes: int = 10, timestamp: int = 1000,
           key: bytes | None = None, codec: int = Codec.NONE, producer_id: int = -1,
           value: bytes | None = b"", keys: list[bytes | None] | None = None,
-          values: list[bytes | None] | None = None) -> bytes:
+          values: list[bytes | None] | None = None, transactional: bool = False) -> bytes:
     """A client batch (base offset 0) of `records` records, timestamps `timestamp`+i."""
     out = []
     for i in range(records):
@@ -30,7 +30,8 @@ def batch(records: int = 1, *, value_bytes: int = 10, timestamp: int = 1000,
         out.append(Record(i, i, k, v))
     return build_batch(out, base_timestamp=timestamp, codec=codec, producer_id=producer_id,
                        producer_epoch=0 if producer_id >= 0 else -1,
-                       base_sequence=0 if producer_id >= 0 else -1)
+                       base_sequence=0 if producer_id >= 0 else -1,
+                       transactional=transactional)
 
 
 def prepared(*raw: bytes) -> list[tuple[memoryview, BatchHeader]]:

@@ -12,6 +12,7 @@ from tests.logstore.helpers import batch, prepared
 from zoolog.logstore import cleaner
 from zoolog.logstore.log_config import LogConfig
 from zoolog.logstore.partition_log import PartitionLog
+from zoolog.logstore.txn_index import AbortedTxn
 from zoolog.protocol.kafka.record_batch import (
     Codec,
     batch_records,
@@ -259,3 +260,27 @@ def test_crash_between_swap_steps_recovers_old_or_new(point: str, seed: int) -> 
 def _fields(config: LogConfig) -> dict[str, object]:
     from dataclasses import fields
     return {f.name: getattr(config, f.name) for f in fields(config)}
+
+
+def test_aborted_records_never_shadow_committed_ones() -> None:
+    """An aborted transaction's value for a key must not make the cleaner drop the key's
+    committed value (`__consumer_offsets` with an aborted TxnOffsetCommit), and the aborted
+    records themselves go; committed transactional records are kept like any other."""
+    _, log = setup()
+    log.append(prepared(batch(1, key=b"k", value=b"committed")), 0, 0)          # 0
+    log.append(prepared(batch(1, key=b"k", value=b"aborted", producer_id=7,
+                              transactional=True)), 0, 0)                        # 1
+    abort = control_batch(commit=False, producer_id=7, producer_epoch=0,
+                          coordinator_epoch=0, timestamp_ms=0)
+    log.append(prepared(abort), 0, 0)                                            # 2
+    log.add_aborted(AbortedTxn(7, 1, 2, 3))
+    log.append(prepared(batch(1, key=b"j", value=b"in-txn", producer_id=8,
+                              transactional=True)), 0, 0)                        # 3
+    log.append(prepared(control_batch(commit=True, producer_id=8, producer_epoch=0,
+                                      coordinator_epoch=0, timestamp_ms=0)), 0, 0)  # 4
+    log.roll(0)
+    log.append(prepared(batch(1, key=b"q")), 0, 0)
+    cleaner.clean(log, 0)
+    kept = [(o, k, (v or b"").rstrip(b"\0")) for o, k, v in records(log)]
+    assert kept == [(0, b"k", b"committed"), (3, b"j", b"in-txn"), (5, b"q", b"")]
+    assert log.aborted_between(0, log.log_end_offset) == [AbortedTxn(7, 1, 2, 3)]

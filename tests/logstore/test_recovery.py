@@ -191,7 +191,8 @@ def test_leftover_files_are_resolved() -> None:
     log2, report = PartitionLog.open(fs, "t-0", LogConfig(), 0)
     assert report.leftovers == 4
     assert fs.list("t-0") == ["00000000000000000000.index", "00000000000000000000.log",
-                              "00000000000000000000.timeindex", "leader-epoch-checkpoint"]
+                              "00000000000000000000.timeindex", "00000000000000000000.txnindex",
+                              "leader-epoch-checkpoint"]
     assert log2.log_end_offset == 2
 
 

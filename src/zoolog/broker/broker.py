@@ -16,6 +16,7 @@ coordination service is the runtime's business.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from zoolog.broker.fetch_sessions import FetchSessionCache
@@ -28,6 +29,9 @@ from zoolog.logstore.files import LogFileSystem
 from zoolog.logstore.log_config import LogConfig
 from zoolog.logstore.log_manager import LoadReport, LogManager
 from zoolog.protocol.kafka.errors import Err, KafkaError
+
+TxnVerifier = Callable[[str, int, int, str, int], tuple[int, str]]
+"""(transactional id, producer id, epoch, topic, partition) -> (error code, message)."""
 
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 """The `*_authorized_operations` value when the client did not ask for them."""
@@ -74,6 +78,8 @@ class Broker:
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.fetch_sessions = FetchSessionCache(settings.fetch_sessions_max)
         self.producer_ids = ProducerIdBlock()
+        self.verify_txn: TxnVerifier | None = None
+        """Set by the runtime to the transaction coordinator's `verify_produce`."""
         self._settings_cache: dict[str, dict[str, Value]] = {}
         self._rules_cache: dict[str, TopicRules] = {}
 

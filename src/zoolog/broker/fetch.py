@@ -11,8 +11,9 @@ partitions gets data, until it can answer (Kafka's rules, `DelayedFetch`):
 Reads follow Kafka: at most `partition_max_bytes` per partition and `max_bytes` in all,
 except that the first partition with data returns at least one whole batch even if it is
 larger (so a consumer can never be stuck behind a big batch); `read_committed`
-(isolation_level 1) stops at the last stable offset and lists aborted transactions (none
-until transactions exist: an empty list); read_uncommitted leaves that list null. Records
+(isolation_level 1) stops at the last stable offset and lists the aborted transactions
+that overlap the returned batches (the client drops their records); read_uncommitted
+leaves that list null. Records
 are `FileSlice`s of the segment files: the runtime sends them with `os.sendfile`.
 
 Errors per partition: UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID from v13, where topics
@@ -28,6 +29,7 @@ from zoolog.broker.broker import Broker
 from zoolog.broker.fetch_sessions import FetchContext, FetchPartitionSpec, PartitionKey
 from zoolog.broker.partition import Partition
 from zoolog.logstore.files import FileSlice
+from zoolog.logstore.txn_index import AbortedTxn
 from zoolog.protocol.kafka._generated.fetch import FetchRequest, FetchResponse
 from zoolog.protocol.kafka.errors import Err, KafkaError
 
@@ -46,6 +48,7 @@ class _Read:
     last_stable_offset: int
     log_start_offset: int
     error_message: str | None = None
+    aborted: list[AbortedTxn] | None = None
 
 
 class FetchOperation:
@@ -126,7 +129,7 @@ class FetchOperation:
         except KafkaError as exc:
             return _Read(spec, exc.code, None, -1, -1, -1, exc.message)
         return _Read(spec, Err.NONE, result.records, result.high_watermark,
-                     result.last_stable_offset, result.log_start_offset)
+                     result.last_stable_offset, result.log_start_offset, None, result.aborted)
 
     def _partition(self, spec: FetchPartitionSpec) -> Partition:
         if self.by_id and spec.topic_id not in self.broker.metadata.topics_by_id:
@@ -154,6 +157,11 @@ class FetchOperation:
                 records=read.records if read.records is not None else b"")
             if not self.read_committed:
                 data.aborted_transactions = None  # null (None in __init__ means empty)
+            elif read.aborted:
+                data.aborted_transactions = [
+                    FetchResponse.AbortedTransaction(producer_id=a.producer_id,
+                                                     first_offset=a.first_offset)
+                    for a in read.aborted]
             topic.partitions.append(data)
         return response
 

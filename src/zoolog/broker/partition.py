@@ -6,15 +6,22 @@ Kafka's vocabulary:
 - the **log end offset** (LEO) is the next offset to assign; on one node every append is
   replicated to the whole ISR (itself) when it is written, so the **high watermark** equals
   the LEO;
-- the **last stable offset** is the first offset of the earliest open transaction, else the
-  high watermark (no transactions yet: the LSO equals the HW);
+- the **last stable offset** (LSO) is the first offset of the earliest open transaction,
+  else the high watermark; read_committed reads stop there;
 - a client append validates idempotent batches against the producer state first: a
-  duplicate is answered with the offsets it got the first time and not written again.
+  duplicate is answered with the offsets it got the first time and not written again;
+- `write_marker` appends a transaction's COMMIT or ABORT control batch (what WriteTxnMarkers
+  does on a partition leader); an ABORT of a producer with data here adds an `AbortedTxn`
+  (first offset, marker offset, the LSO after it) to the log's `.txnindex`, which a
+  read_committed fetch returns as `aborted_transactions`.
 
 Producer state is derived from the log. `snapshot_producers()` writes it to
 `<offset>.snapshot` (20 digits: the log end it covers up to, Kafka's name) beside the
 segments; `open` loads the newest snapshot not beyond the log end and replays the batch
 headers after it (or from the log start when there is none), then drops stale snapshots.
+The aborted-transaction index is derived too: where the log does not trust it (segments
+re-validated after an unclean stop, a torn `.txnindex`) the replay starts at or before that
+point and rebuilds its entries from the ABORT markers it passes.
 
 No I/O of its own: files go through the log's injected file system.
 """
@@ -32,6 +39,7 @@ from zoolog.broker.producer_state import (
 )
 from zoolog.logstore.files import FileSlice, LogFileSystem
 from zoolog.logstore.partition_log import PartitionLog
+from zoolog.logstore.txn_index import AbortedTxn
 from zoolog.protocol.kafka import record_batch as rb
 from zoolog.protocol.kafka.errors import Err, KafkaError
 
@@ -54,6 +62,8 @@ class ReadResult:
     high_watermark: int
     last_stable_offset: int
     log_start_offset: int
+    aborted: list[AbortedTxn] | None = None
+    """read_committed: the aborted transactions overlapping the returned batches."""
 
 
 def partition_dir(topic: str, index: int) -> str:
@@ -144,6 +154,33 @@ class Partition:
         self._after_append()
         return AppendResult(info.first_offset, info.last_offset, -1, self.log_start_offset)
 
+    def write_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int,
+                     commit: bool, now_ms: int) -> AppendResult:
+        """Append the COMMIT or ABORT marker of `producer_id`'s transaction (Kafka's
+        appendEndTxnMarker). A marker with an epoch older than the producer's current one is
+        refused (INVALID_PRODUCER_EPOCH); a marker for a producer with no open transaction
+        here (nothing was produced, or the marker is written again after a restart) is
+        appended all the same and changes nothing."""
+        entry = self.producers.entries.get(producer_id)
+        if entry is not None and producer_epoch < entry.producer_epoch:
+            raise KafkaError(Err.INVALID_PRODUCER_EPOCH,
+                             f"marker epoch {producer_epoch} of producer {producer_id} is "
+                             f"older than its current epoch {entry.producer_epoch}")
+        first = entry.txn_first_offset if entry is not None else -1
+        view = memoryview(bytearray(rb.control_batch(
+            commit=commit, producer_id=producer_id, producer_epoch=producer_epoch,
+            coordinator_epoch=coordinator_epoch, timestamp_ms=now_ms)))
+        header = rb.read_header(view)
+        info = self.log.append([(view, header)], self.leader_epoch, now_ms)
+        self.producers.record(header, info.first_offset, now_ms)
+        if entry is not None or producer_id in self.producers.entries:
+            self.producers.entries[producer_id].coordinator_epoch = coordinator_epoch
+        if not commit and first >= 0:
+            self.log.add_aborted(AbortedTxn(producer_id, first, info.first_offset,
+                                            self.last_stable_offset))
+        self._after_append()
+        return AppendResult(info.first_offset, info.last_offset, -1, self.log_start_offset)
+
     def _after_append(self) -> None:
         base = self.log.active_segment_base_offset
         if base != self._snapshot_base and base > 0:
@@ -163,12 +200,24 @@ class Partition:
                              f"offset {offset} is outside [{self.log_start_offset}, "
                              f"{self.log_end_offset}] of {self.topic}-{self.index}")
         records: FileSlice | None = None
+        aborted: list[AbortedTxn] | None = [] if read_committed else None
         if offset < upper:
             result = self.log.read(offset, max_bytes, upper, min_one_batch)
             if result.slices:
                 records = result.slices[0]  # like Kafka: at most one segment per fetch
+                if read_committed:
+                    end = (result.next_offset if len(result.slices) == 1
+                           else self._slice_end(records, result.next_offset))
+                    aborted = self.log.aborted_between(offset, end)
         return ReadResult(records, self.high_watermark, self.last_stable_offset,
-                          self.log_start_offset)
+                          self.log_start_offset, aborted)
+
+    def _slice_end(self, records: FileSlice, fallback: int) -> int:
+        """The offset after the batches of `records` (the first slice of a read)."""
+        for segment in self.log.segments:
+            if segment.log_path == records.path:
+                return min(segment.next_offset, fallback)
+        return fallback
 
     # --- producer state -----------------------------------------------------------------
 
@@ -181,13 +230,17 @@ class Partition:
         return sorted(out)
 
     def _load_producers(self) -> None:
-        end = self.log.log_end_offset
-        start_offset = self.log.log_start_offset
+        log = self.log
+        end = log.log_end_offset
+        lost_from = log.txn_index_lost_from
+        start_offset = log.log_start_offset
         for offset, name in reversed(self._snapshot_names()):
             path = f"{self.dir}/{name}"
             if offset > end:
                 self.fs.remove(path)
                 continue
+            if offset > lost_from:
+                continue  # the replay must pass every marker whose index entry was lost
             try:
                 data = self.fs.read(path, 0, self.fs.size(path))
                 self.producers = decode_snapshot(data)
@@ -195,12 +248,40 @@ class Partition:
                 break
             except SnapshotError:
                 self.fs.remove(path)
-        self.replayed_batches = self.producers.rebuild(self.log.headers_from(start_offset))
-        self._snapshot_base = self.log.active_segment_base_offset
+        # entries below a snapshot were synced before it was written
+        trusted = min(lost_from, max(log.txn_index_unsynced_from, start_offset))
+        self.replayed_batches = self._replay(start_offset, trusted)
+        self._snapshot_base = log.active_segment_base_offset
+
+    def _replay(self, start_offset: int, trusted: int) -> int:
+        """Replay batch headers from `start_offset` into the producer state, rebuilding the
+        aborted-transaction entries of markers at or after `trusted`."""
+        producers = self.producers
+        rebuilt: list[AbortedTxn] = []
+        count = 0
+        for header in self.log.headers_from(start_offset):
+            count += 1
+            pid = header.producer_id
+            if pid < 0:
+                continue
+            first = -1
+            if header.is_control and header.base_offset >= trusted:
+                entry = producers.entries.get(pid)
+                first = entry.txn_first_offset if entry is not None else -1
+            producers.record(header, header.base_offset, header.max_timestamp)
+            if first >= 0 and self.log.control_type(header) == rb.CONTROL_ABORT:
+                unstable = producers.first_unstable_offset()
+                rebuilt.append(AbortedTxn(pid, first, header.base_offset,
+                                          header.base_offset + 1 if unstable is None
+                                          else unstable))
+        if trusted < self.log.log_end_offset:
+            self.log.rebuild_aborted_from(trusted, rebuilt)
+        return count
 
     def snapshot_producers(self) -> None:
         """Write the producer state as of the log end (and keep only the newest few)."""
         end = self.log.log_end_offset
+        self.log.sync_txn_indexes()  # a snapshot vouches for the index below it
         self.fs.write_atomic(f"{self.dir}/{end:020d}{SNAPSHOT_SUFFIX}",
                              encode_snapshot(self.producers))
         self._snapshot_base = self.log.active_segment_base_offset

@@ -9,6 +9,13 @@ What the acks mean on one node (docs/ARCHITECTURE.md, "Durability"):
 - `acks=all` (-1): answered once the batch is fsynced; with one replica the ISR is the
   leader, so `min.insync.replicas` above 1 refuses the write with NOT_ENOUGH_REPLICAS.
 
+Transactional batches (KIP-98) are checked with the transaction coordinator before they are
+appended (`Broker.verify_txn`, KIP-890's server-side verification): the producer's
+transaction must be ongoing, at its epoch, and hold the partition; a stale epoch is
+INVALID_PRODUCER_EPOCH (what librdkafka treats as fenced), a partition outside the
+transaction INVALID_TXN_STATE. So a zombie's late write can neither land in a finished
+transaction nor open a hanging one.
+
 A failure in one partition (unknown, invalid batch, fenced producer, ...) is that
 partition's error code; the others are appended. The handler returns the response and the
 partitions the runtime must flush before sending it (acks=all).
@@ -23,6 +30,7 @@ from zoolog.broker.partition import Partition
 from zoolog.broker.validation import RecordError, validate
 from zoolog.protocol.kafka._generated.produce import ProduceRequest, ProduceResponse
 from zoolog.protocol.kafka.errors import Err, KafkaError
+from zoolog.protocol.kafka.record_batch import BatchHeader
 
 Response = ProduceResponse
 PartitionResponse = ProduceResponse.PartitionProduceResponse
@@ -65,6 +73,8 @@ def produce(broker: Broker, request: ProduceRequest, version: int, now_ms: int) 
                 if data.records is None:
                     raise KafkaError(Err.INVALID_RECORD, "null records")
                 valid = validate(data.records, broker.rules(topic.name), now_ms)
+                _verify_transactional(broker, request.transactional_id, topic.name,
+                                      data.index, valid.batches)
                 appended = partition.append_client(valid.batches, valid.log_append_time_ms,
                                                    now_ms)
             except KafkaError as exc:
@@ -90,9 +100,6 @@ def _target(broker: Broker, topic: str, index: int, request: ProduceRequest,
     if info.internal:
         raise KafkaError(Err.INVALID_TOPIC_EXCEPTION,
                          f"Cannot append to internal topic {topic}")
-    if request.transactional_id is not None:
-        raise KafkaError(Err.INVALID_TXN_STATE,
-                         "transactional produce is not supported by this zoolog version")
     partition = broker.partition(topic, index)
     if acks == -1:
         min_isr = broker.topic_settings(topic)["min.insync.replicas"]
@@ -103,6 +110,25 @@ def _target(broker: Broker, topic: str, index: int, request: ProduceRequest,
                              f"the min.isr requirement of {min_isr} for partition "
                              f"{topic}-{index}")
     return partition
+
+
+def _verify_transactional(broker: Broker, transactional_id: str | None, topic: str,
+                          index: int, batches: list[tuple[memoryview, BatchHeader]]) -> None:
+    for _, header in batches:
+        if not header.is_transactional:
+            continue
+        if transactional_id is None:
+            raise KafkaError(Err.INVALID_RECORD,
+                             "a transactional batch in a produce request without a "
+                             "transactional id")
+        verify = broker.verify_txn
+        if verify is None:
+            raise KafkaError(Err.COORDINATOR_NOT_AVAILABLE,
+                             "the transaction coordinator is not running")
+        code, message = verify(transactional_id, header.producer_id, header.producer_epoch,
+                               topic, index)
+        if code != Err.NONE:
+            raise KafkaError(code, message)
 
 
 def _failure(index: int, exc: KafkaError) -> PartitionResponse:

@@ -35,7 +35,10 @@ offset, producer id/epoch, base sequence, transactional bit, timestamp type, par
 leader epoch and codec, and each kept record's offset; a batch left empty is dropped, unless
 the broker named it as a producer's last batch (`producer_last_offsets`), which keeps it as
 an empty batch so the producer's sequence survives. Control batches are kept as they are.
-Not done: removing aborted transactions' records and obsolete markers (needs a txn index).
+Records of aborted transactions (a transactional batch inside an entry of the segments'
+`.txnindex`, captured by the plan) are neither mapped nor kept: an aborted value must never
+shadow a committed one. Not done: removing obsolete markers (Kafka drops a marker once its
+transaction's records are gone; zoolog keeps markers, a few bytes each).
 """
 
 from __future__ import annotations
@@ -105,6 +108,16 @@ class CleanPlan:
     dirty_ratio: float
     producer_last_offsets: Mapping[int, int]
     keys_max: int
+    aborted: Mapping[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    """producer id -> (first offset, marker offset) of its aborted transactions that meet the
+    sources (from the txn index at plan time; a batch below the LSO has its marker written)."""
+
+    def is_aborted(self, header: BatchHeader) -> bool:
+        if not header.is_transactional or header.is_control:
+            return False
+        ranges = self.aborted.get(header.producer_id)
+        return ranges is not None and any(first <= header.base_offset <= last
+                                           for first, last in ranges)
 
 
 @dataclass
@@ -217,10 +230,15 @@ def plan(log: PartitionLog, now_ms: int, *, first_unstable_offset: int | None = 
         size += source.size
     groups.append(tuple(current))
     group_ends.append(ends[current[-1]])
+    aborted: dict[int, list[tuple[int, int]]] = {}
+    for entry in log.aborted_between(sources[0].base_offset, ends[-1]):
+        aborted.setdefault(entry.producer_id, []).append((entry.first_offset,
+                                                          entry.last_offset))
     result = CleanPlan(log.fs, log.dir, log.config, now_ms, tuple(sources), tuple(ends),
                        tuple(groups),
                        tuple(group_ends), first_dirty, ends[-1],
-                       dirty / (clean + dirty), dict(producer_last_offsets or {}), keys_max)
+                       dirty / (clean + dirty), dict(producer_last_offsets or {}), keys_max,
+                       {pid: tuple(ranges) for pid, ranges in aborted.items()})
     log.cleaning = result
     return result
 
@@ -262,7 +280,8 @@ def _build_map(plan: CleanPlan, stats: CleanStats) -> tuple[dict[bytes, int], in
             break
         for view, header in _batches(plan.fs, source.log_path, source.size):
             stats.bytes_read += len(view)
-            if header.is_control or header.last_offset < plan.first_dirty_offset:
+            if (header.is_control or header.last_offset < plan.first_dirty_offset
+                    or plan.is_aborted(header)):
                 continue
             for record in batch_records(view, RECORDS_BYTES_MAX):
                 if record.key is not None:
@@ -312,6 +331,9 @@ def run(plan: CleanPlan) -> CleanResult:
                     parts, infos, pending = [], [], 0
         if infos:
             output.append(parts, infos)
+        for i in group:  # aborted transactions keep their entries (the offsets stay)
+            for entry in plan.sources[i].segment.txn_index.entries:
+                output.txn_index.append(entry)
         output.seal()
         stats.bytes_written += output.size
         range_path = f"{plan.dir}/{segment_name(base)}{RANGE_SUFFIX}{CLEANED_SUFFIX}"
@@ -333,7 +355,8 @@ def _clean_batch(view: memoryview, header: BatchHeader, latest: dict[bytes, int]
     tombstones_go = (header.last_offset < plan.first_dirty_offset
                      and header.max_timestamp < horizon_ms)
     kept: list[Record] = []
-    for record in records:
+    aborted = plan.is_aborted(header)
+    for record in records if not aborted else ():
         if record.key is None:
             continue
         offset = header.base_offset + record.offset_delta
@@ -405,7 +428,8 @@ def install(log: PartitionLog, result: CleanResult, now_ms: int | None = None) -
         base = output.base_offset
         range_name = f"{dir}/{segment_name(base)}{RANGE_SUFFIX}"
         fs.rename(range_name + CLEANED_SUFFIX, range_name + SWAP_SUFFIX)
-        for path in (output.index.path, output.time_index.path, output.log_path):
+        for path in (output.index.path, output.time_index.path, output.txn_index.path,
+                     output.log_path):
             fs.rename(path, path[: -len(CLEANED_SUFFIX)] + SWAP_SUFFIX)
     fs.fsync_dir(dir)  # the commit point: from here a crash completes the swap
     for group, output, _ in result.outputs:
@@ -423,6 +447,7 @@ def install(log: PartitionLog, result: CleanResult, now_ms: int | None = None) -
         output.log_path = final_paths[0]
         output.index.path = final_paths[1]
         output.time_index.path = final_paths[2]
+        output.txn_index.path = final_paths[3]
         output.config = log.config
         start = log.segments.index(old[0])
         log.segments[start : start + len(old)] = [output]

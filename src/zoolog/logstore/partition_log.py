@@ -74,16 +74,20 @@ from zoolog.logstore.segment import (
     LOG_SUFFIX,
     SEGMENT_SUFFIXES,
     TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
     BatchInfo,
     LogSegment,
     segment_name,
 )
 from zoolog.logstore.time_index import TimeIndex
+from zoolog.logstore.txn_index import AbortedTxn
 from zoolog.protocol.kafka.errors import Err, KafkaError
 from zoolog.protocol.kafka.record_batch import (
     ATTR_LOG_APPEND_TIME,
+    LOG_OVERHEAD,
     BatchHeader,
     batch_records,
+    control_type,
     read_header,
 )
 
@@ -199,6 +203,14 @@ class PartitionLog:
         self.log_start_offset = 0
         self._log_end_offset = 0
         self.recovery_point = 0
+        self.txn_index_lost_from = 0
+        """Aborted-transaction entries of markers from this offset on may be missing even
+        below a producer snapshot (a `.txnindex` file was missing or garbage)."""
+        self.txn_index_unsynced_from = 0
+        """Entries of markers from this offset on may be missing unless a producer snapshot
+        above them was taken (entries are synced before every snapshot): an unclean stop
+        (the recovery point) or a torn `.txnindex`. The broker rebuilds missing entries
+        (`rebuild_aborted_from`) from the batches it replays."""
         self.cleaner_checkpoint = 0
         self.epochs = LeaderEpochCache()
         self.cleaning: object | None = None
@@ -287,6 +299,13 @@ class PartitionLog:
                                      log._log_end_offset)
         log.epochs.truncate_from_end(log._log_end_offset)
         log.epochs.truncate_from_start(log.log_start_offset)
+        end = log._log_end_offset
+        log.txn_index_lost_from = min((s.base_offset for s in log.segments
+                                       if s.txn_index_lost), default=end)
+        unsynced = [s.base_offset for s in log.segments if s.txn_index_torn]
+        if not clean_shutdown:
+            unsynced.append(log.recovery_point)
+        log.txn_index_unsynced_from = min(unsynced, default=end)
         if leftovers or dropped or truncated:
             fs.fsync_dir(dir)
         report = RecoveryReport(len(log.segments), recovered, batches, truncated, dropped,
@@ -323,13 +342,17 @@ class PartitionLog:
             for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
                 fs.remove(f"{dir}/{segment_name(swap_base)}{suffix}{SWAP_SUFFIX}")
                 fs.remove(f"{dir}/{segment_name(swap_base)}{suffix}")
+            txn_swap = f"{dir}/{segment_name(swap_base)}{TXN_INDEX_SUFFIX}{SWAP_SUFFIX}"
+            if TXN_INDEX_SUFFIX + SWAP_SUFFIX in {s for n, b, s in parsed if b == swap_base}:
+                fs.rename(txn_swap, f"{dir}/{segment_name(swap_base)}{TXN_INDEX_SUFFIX}")
             fs.rename(log_swap, f"{dir}/{segment_name(swap_base)}{LOG_SUFFIX}")
             fs.remove(range_swap)
             count += 1
             live.append(swap_base)
         live_set = set(live)
         for name, base, suffix in parsed:
-            if suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX) and base not in live_set:
+            if (suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
+                    and base not in live_set):
                 fs.remove(f"{dir}/{name}")
                 count += 1
         return count
@@ -525,6 +548,52 @@ class PartitionLog:
 
     # ------------------------------------------------------------------ reading
 
+    # ------------------------------------------------------------------ aborted transactions
+
+    def _segment_index_for(self, offset: int) -> int:
+        return max(0, bisect_right(self._bases, offset) - 1)
+
+    def add_aborted(self, entry: AbortedTxn) -> None:
+        """Record an aborted transaction whose ABORT marker was just appended at
+        `entry.last_offset` (in the segment holding the marker)."""
+        self._check_open()
+        self.segments[self._segment_index_for(entry.last_offset)].txn_index.append(entry)
+
+    def aborted_between(self, start_offset: int, end_offset: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [start_offset, end_offset): what a
+        read_committed fetch of that range returns (Kafka's collectAbortedTransactions).
+        An entry's marker lies at or after its first offset, so the search starts at the
+        segment holding `start_offset`; it may have to go on past `end_offset` (a
+        transaction begun in the range can end much later) and stops at the first entry
+        whose last stable offset reaches `end_offset`: no transaction open in the range is
+        left after it."""
+        out: list[AbortedTxn] = []
+        for segment in self.segments[self._segment_index_for(start_offset):]:
+            for entry in segment.txn_index.entries:
+                if entry.last_offset >= start_offset and entry.first_offset < end_offset:
+                    out.append(entry)
+                if entry.last_stable_offset >= end_offset:
+                    return out
+        return out
+
+    def sync_txn_indexes(self) -> None:
+        """Make every aborted-transaction entry durable (before a producer snapshot)."""
+        for segment in self.segments:
+            segment.txn_index.sync()
+
+    def rebuild_aborted_from(self, offset: int, entries: Sequence[AbortedTxn]) -> None:
+        """Replace the aborted-transaction entries whose markers lie at or after `offset`
+        with `entries` (rebuilt by the broker from the batches)."""
+        for segment in self.segments:
+            if segment.next_offset <= offset:
+                continue
+            kept = [e for e in segment.txn_index.entries if e.last_offset < offset]
+            mine = [e for e in entries
+                    if segment.base_offset <= e.last_offset < segment.next_offset]
+            if kept + mine != segment.txn_index.entries:
+                segment.txn_index.replace_all(kept + mine)
+        self.txn_index_lost_from = self.txn_index_unsynced_from = self._log_end_offset
+
     def read(self, offset: int, max_bytes: int, upper_bound_offset: int | None = None,
              min_one_batch: bool = True) -> ReadResult:
         """See the module docstring."""
@@ -586,6 +655,21 @@ class PartitionLog:
                 continue
             for _, header in segment.headers(found[0]):
                 yield header
+
+    def control_type(self, header: BatchHeader) -> int | None:
+        """CONTROL_ABORT / CONTROL_COMMIT of the control batch `header` (read from its
+        segment: the kind is in the record's key), None if it is not found or unreadable."""
+        i = max(0, bisect_right(self._bases, header.base_offset) - 1)
+        segment = self.segments[i]
+        found = segment.find_batch(header.base_offset)
+        if found is None or found[1] != header.base_offset:
+            return None
+        data = self.fs.read(segment.log_path, found[0], header.batch_length + LOG_OVERHEAD)
+        try:
+            records = batch_records(data, 1 << 20)
+        except (KafkaError, ValueError, IndexError):
+            return None
+        return control_type(records[0]) if records else None
 
     def offset_for_timestamp(self, timestamp_ms: int) -> TimestampAndOffset | None:
         """ListOffsets by timestamp: the first record (at or above the log start) whose

@@ -31,6 +31,7 @@ from zoolog.logstore.files import Buffer, FileSlice, LogFileSystem
 from zoolog.logstore.log_config import LogConfig
 from zoolog.logstore.offset_index import OffsetIndex
 from zoolog.logstore.time_index import TimeIndex
+from zoolog.logstore.txn_index import TransactionIndex
 from zoolog.protocol.kafka.record_batch import (
     HEADER,
     HEADER_BYTES,
@@ -55,7 +56,8 @@ _SCAN_BYTES = _SCAN.size
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
-SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
+TXN_INDEX_SUFFIX = ".txnindex"
+SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
 
 
 def segment_name(base_offset: int) -> str:
@@ -82,7 +84,7 @@ class LogSegment:
 
     def __init__(self, fs: LogFileSystem, dir: str, base_offset: int, config: LogConfig, *,
                  size: int, index: OffsetIndex, time_index: TimeIndex, created_ms: int,
-                 suffix: str = "") -> None:
+                 suffix: str = "", txn_index: TransactionIndex | None = None) -> None:
         self.fs = fs
         self.dir = dir
         self.base_offset = base_offset
@@ -92,7 +94,15 @@ class LogSegment:
         self.size = size
         self.index = index
         self.time_index = time_index
+        self.txn_index = txn_index if txn_index is not None else TransactionIndex(
+            fs, name + TXN_INDEX_SUFFIX + suffix)
         self.created_ms = created_ms
+        self.txn_index_lost = False
+        """Set by `open`: the `.txnindex` was missing or garbage (rebuilt empty)."""
+        self.txn_index_torn = False
+        """Set by `open`: the `.txnindex` had a torn tail (cut to whole entries)."""
+        """The `.txnindex` was torn and emptied: its entries must be rebuilt (by the
+        broker, which knows where each aborted transaction began)."""
         self.max_timestamp = -1
         self.offset_of_max_timestamp = base_offset
         self._next_offset: int | None = base_offset if size == 0 else None
@@ -109,31 +119,33 @@ class LogSegment:
     # ------------------------------------------------------------------ creating, opening
 
     @staticmethod
-    def paths(dir: str, base_offset: int, suffix: str = "") -> tuple[str, str, str]:
+    def paths(dir: str, base_offset: int, suffix: str = "") -> tuple[str, str, str, str]:
+        """The segment's files: `.log`, `.index`, `.timeindex`, `.txnindex`."""
         name = f"{dir}/{segment_name(base_offset)}"
         return (name + LOG_SUFFIX + suffix, name + INDEX_SUFFIX + suffix,
-                name + TIME_INDEX_SUFFIX + suffix)
+                name + TIME_INDEX_SUFFIX + suffix, name + TXN_INDEX_SUFFIX + suffix)
 
     @classmethod
     def create(cls, fs: LogFileSystem, dir: str, base_offset: int, config: LogConfig,
                now_ms: int, *, suffix: str = "") -> LogSegment:
-        """A new empty segment (its three files created empty)."""
-        log_path, index_path, time_path = cls.paths(dir, base_offset, suffix)
-        for path in (log_path, index_path, time_path):
+        """A new empty segment (its four files created empty)."""
+        log_path, index_path, time_path, txn_path = cls.paths(dir, base_offset, suffix)
+        for path in (log_path, index_path, time_path, txn_path):
             fs.append(path, (b"",))
         return cls(fs, dir, base_offset, config, size=0,
                    index=OffsetIndex(fs, index_path, base_offset,
                                      config.offset_index_entries_max),
                    time_index=TimeIndex(fs, time_path, base_offset,
                                         config.time_index_entries_max),
-                   created_ms=now_ms, suffix=suffix)
+                   created_ms=now_ms, suffix=suffix,
+                   txn_index=TransactionIndex(fs, txn_path))
 
     @classmethod
     def open(cls, fs: LogFileSystem, dir: str, base_offset: int, config: LogConfig,
              now_ms: int, *, suffix: str = "") -> tuple[LogSegment, bool]:
         """The segment on disk, trusting its indexes if they pass their sanity checks; the
         flag says whether they did (if not, the caller must `recover()` it)."""
-        log_path, index_path, time_path = cls.paths(dir, base_offset, suffix)
+        log_path, index_path, time_path, txn_path = cls.paths(dir, base_offset, suffix)
         size = fs.size(log_path)
         index = OffsetIndex.open(fs, index_path, base_offset, config.offset_index_entries_max,
                                  max(size, 1))
@@ -142,8 +154,16 @@ class LogSegment:
         if index is None or time_index is None:
             index = OffsetIndex(fs, index_path, base_offset, config.offset_index_entries_max)
             time_index = TimeIndex(fs, time_path, base_offset, config.time_index_entries_max)
+        txn_index, txn_torn = TransactionIndex.open(fs, txn_path)
+        txn_lost = txn_index is None and size > 0
+        if txn_index is None:  # missing or garbage: the broker rebuilds it from the batches
+            txn_index = TransactionIndex(fs, txn_path)
+            txn_index.replace_all([])
         segment = cls(fs, dir, base_offset, config, size=size, index=index,
-                      time_index=time_index, created_ms=now_ms, suffix=suffix)
+                      time_index=time_index, created_ms=now_ms, suffix=suffix,
+                      txn_index=txn_index)
+        segment.txn_index_lost = txn_lost
+        segment.txn_index_torn = txn_torn
         if sane and len(index) and size == 0:
             sane = False
         if sane and size:
@@ -393,6 +413,7 @@ class LogSegment:
             self.fs.fsync(self.log_path)
         self.size = valid
         self._next_offset = expected
+        self.txn_index.truncate_to(expected)  # entries past the valid batches go
         self._first_batch_timestamp = first_timestamp if batches else None
         self.index.replace_all(self.index.entries())
         self.time_index.replace_all(self.time_index.entries())
@@ -418,6 +439,7 @@ class LogSegment:
         self.index.truncate_to(offset)
         self.time_index.truncate_to(offset)
         self.fs.truncate(self.log_path, position)
+        self.txn_index.truncate_to(offset)
         self.size = position
         self._recent_bases, self._recent_lasts, self._recent_positions = [], [], []
         last_index = self.index.last_entry()
@@ -444,8 +466,8 @@ class LogSegment:
         self.index.write_pending()
         self.time_index.write_pending()
 
-    def all_paths(self) -> tuple[str, str, str]:
-        return self.log_path, self.index.path, self.time_index.path
+    def all_paths(self) -> tuple[str, str, str, str]:
+        return self.log_path, self.index.path, self.time_index.path, self.txn_index.path
 
     def close(self) -> None:
         self.write_indexes()

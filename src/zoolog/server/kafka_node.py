@@ -9,8 +9,8 @@ socket bytes -> KafkaConnection.data_received -> FrameReader (protocol/kafka/con
   -> handler: broker function -> response now, or later:
        acks=all produce      -> Flusher (fsync in a worker thread, group commit) -> response
        fetch with min_bytes  -> parked until data arrives on its partitions or max_wait_ms
-       group requests        -> GroupCoordinator outputs: Reply now / Persist to
-                                __consumer_offsets, fsync, then the replies
+       group requests        -> GroupRuntime (kafka_groups.py): GroupCoordinator outputs,
+                                Reply now / Persist to __consumer_offsets, fsync, replies
        admin, auto-create    -> ZkMetadataStore (coordination service) -> open/close logs
   -> encode (records as FileSlices of segment files) -> transport
 ```
@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import fcntl
 import logging
 import os
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -54,20 +52,19 @@ from zoolog.broker.api_versions import (
 from zoolog.broker.broker import Broker
 from zoolog.broker.error_responses import error_response
 from zoolog.broker.fetch import FetchOperation
-from zoolog.broker.groups.coordinator import GroupCoordinator, Persist, Reply
-from zoolog.broker.metadata import CONSUMER_OFFSETS, MetadataImage, TopicInfo
-from zoolog.broker.partition import Partition
+from zoolog.broker.groups.coordinator import GroupCoordinator
+from zoolog.broker.metadata import MetadataImage, TopicInfo
 from zoolog.broker.produce import produce, unknown_topics
 from zoolog.broker.znodes import BrokerRegistration
 from zoolog.coord.errors import Code, ZkError
 from zoolog.errors import StartupError
 from zoolog.logstore import cleaner
-from zoolog.protocol.kafka import record_batch as rb
 from zoolog.protocol.kafka.errors import Err, KafkaError
 from zoolog.server.kafka_config import KafkaNodeConfig
-from zoolog.server.kafka_connection import KafkaConnection, RequestContext, Slot, now_ms
+from zoolog.server.kafka_connection import KafkaConnection, RequestContext, now_ms
 from zoolog.server.kafka_fetch_parking import FetchParking
 from zoolog.server.kafka_flusher import Flusher, write_files
+from zoolog.server.kafka_groups import GROUP_APIS, GroupRuntime
 from zoolog.server.kafka_metadata import ZkMetadataStore
 from zoolog.server.log_files import OsLogFileSystem
 
@@ -90,7 +87,7 @@ class KafkaNode:
         self.flusher = Flusher(self)
         self.parking = FetchParking(self)
         self.broker: Broker | None = None
-        self.groups: GroupCoordinator | None = None
+        self.group_runtime = GroupRuntime(self)
         self.port = config.port
         self.sendfile = True
         """Whether the event loop has native sendfile (uvloop has not: then slices are read
@@ -98,29 +95,25 @@ class KafkaNode:
         self._server: asyncio.AbstractServer | None = None
         self._lock_fd: int | None = None
         self._timers: list[asyncio.Task[None]] = []
-        self._group_timer: asyncio.TimerHandle | None = None
-        self._group_deadline: int | None = None
         self._admin_lock = asyncio.Lock()
         self._pid_refill: asyncio.Task[None] | None = None
-        self._pending_merges: dict[int, Any] = {}
         self._config_changes_seen = ""
         """The last `/config/changes` notification followed (they are sequential)."""
-        """OffsetCommit responses waiting to merge the coordinator's answer (by slot)."""
         self.started_ms = 0
         self.truncated_bytes = 0
         """Bytes of torn log tails the last start truncated."""
         self.handlers: dict[int, Handler] = {
             0: self._produce, 1: self._fetch, 2: self._list_offsets, 3: self._metadata,
-            8: self._group_call, 9: self._group_call, 10: self._find_coordinator,
-            11: self._group_call, 12: self._group_call, 13: self._group_call,
-            14: self._group_call, 15: self._group_call, 16: self._group_call,
-            18: self._api_versions, 19: self._create_topics, 20: self._delete_topics,
+            10: self._find_coordinator, 18: self._api_versions, 19: self._create_topics,
+            20: self._delete_topics,
             21: self._delete_records, 22: self._init_producer_id,
             23: self._offset_for_leader_epoch, 32: self._describe_configs,
-            33: self._alter_configs, 37: self._create_partitions, 42: self._group_call,
-            44: self._alter_configs, 47: self._group_call, 60: self._describe_cluster,
+            33: self._alter_configs, 37: self._create_partitions,
+            44: self._alter_configs, 60: self._describe_cluster,
             61: self._describe_producers,
         }
+        for key in GROUP_APIS:
+            self.handlers[key] = self.group_runtime.call
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -182,7 +175,7 @@ class KafkaNode:
         for topic, index in self.broker.stray_logs():
             log.warning("log %s-%d on disk belongs to no topic in the metadata: left alone",
                         topic, index)
-        await self._start_groups()
+        await self.group_runtime.start()
         await self._refill_producer_ids()
         self.store.watch(self._metadata_changed)
         await self._server.start_serving()
@@ -263,31 +256,10 @@ class KafkaNode:
                         f"\ncluster.id={cluster_id}\n")
         temp.replace(path)
 
-    async def _start_groups(self) -> None:
-        assert self.broker is not None
-        settings = self.config.settings
-        if CONSUMER_OFFSETS not in self.broker.metadata.topics:
-            new = topics_api.new_topic(self.broker, CONSUMER_OFFSETS,
-                                       settings.offsets_topic_num_partitions, 1,
-                                       {"cleanup.policy": "compact",
-                                        "segment.bytes": str(settings.offsets_topic_segment_bytes),
-                                        "compression.type": "producer"})
-            await self._create_topic(new)
-        info = self.broker.metadata.topics[CONSUMER_OFFSETS]
-        config = dataclasses.replace(self.config.groups,
-                                     offsets_topic_num_partitions=len(info.partitions))
-        self.groups = GroupCoordinator(config, random.Random())
-        now = now_ms()
-        for meta in info.partitions:
-            partition = self.broker.partition(CONSUMER_OFFSETS, meta.index)
-            self.groups.load(meta.index, _records_of(partition), now)
-        self._drain_groups()
-
     async def stop(self) -> None:
         for task in self._timers:
             task.cancel()
-        if self._group_timer is not None:
-            self._group_timer.cancel()
+        self.group_runtime.stop()
         if self._server is not None:
             self._server.close()
         self.parking.wake_all()
@@ -405,6 +377,10 @@ class KafkaNode:
             context.connection.respond(context.slot, response)
 
         asyncio.get_running_loop().create_task(run())
+
+    @property
+    def groups(self) -> GroupCoordinator | None:
+        return self.group_runtime.coordinator
 
     @property
     def _broker(self) -> Broker:
@@ -678,141 +654,6 @@ class KafkaNode:
                         outcomes[topic] = None
             return configs_api.alter_configs_response(request, plan, outcomes)
         self._run_async(context, _with_request(alter(), request))
-
-    # --- handlers: groups ---------------------------------------------------------------
-
-    def _group_call(self, context: RequestContext, request: Any) -> None:
-        groups = self.groups
-        assert groups is not None
-        key = context.slot.api_key
-        now = now_ms()
-        token = (context.connection, context.slot)
-        # a group request may wait (a parked join or sync, a commit being persisted): later
-        # requests of this connection start once it is answered, as in Kafka
-        context.slot.waits = True
-        if key == 8:
-            request = self._known_partitions_only(context, request)
-            if request is None:
-                return
-        call: dict[int, Callable[[object, Any, int, int], None]] = {
-            8: groups.offset_commit, 9: groups.offset_fetch, 12: groups.heartbeat,
-            13: groups.leave_group, 15: groups.describe_groups, 16: groups.list_groups,
-            42: groups.delete_groups, 47: groups.offset_delete,
-        }
-        if key == 11:
-            groups.join_group(token, request, context.version, context.client_id,
-                              context.connection.client_host, now)
-        elif key == 14:
-            groups.sync_group(token, request, context.version, now)
-        else:
-            call[key](token, request, context.version, now)
-        self._drain_groups()
-
-    def _known_partitions_only(self, context: RequestContext, request: Any) -> Any:
-        """OffsetCommit for unknown topic-partitions: UNKNOWN_TOPIC_OR_PARTITION for those
-        (Kafka checks its metadata before the coordinator sees the commit)."""
-        broker = self._broker
-        unknown = [(t.name, p.partition_index) for t in request.topics for p in t.partitions
-                   if broker.metadata.partition(t.name, p.partition_index) is None]
-        if not unknown:
-            return request
-        context.slot.waits = False
-        response = error_response(8, request, context.version,
-                                  KafkaError(Err.UNKNOWN_TOPIC_OR_PARTITION))
-        known = [t for t in request.topics
-                 if all(broker.metadata.partition(t.name, p.partition_index) is not None
-                        for p in t.partitions)]
-        if not known:
-            context.connection.respond(context.slot, response)
-            return None
-        for topic in response.topics:
-            for p in topic.partitions:
-                if (topic.name, p.partition_index) not in unknown:
-                    p.error_code = Err.NONE
-        request.topics = known
-        self._pending_merges[id(context.slot)] = response
-        return request
-
-    def _drain_groups(self) -> None:
-        groups = self.groups
-        assert groups is not None
-        for item in groups.take_output():
-            if isinstance(item, Reply):
-                self._group_reply(item)
-            else:
-                self._persist(item)
-        self._arm_group_timer()
-
-    def _group_reply(self, reply: Reply) -> None:
-        token: tuple[KafkaConnection, Slot] = reply.token  # type: ignore[assignment]
-        connection, slot = token
-        response: Any = reply.response
-        merged = self._pending_merges.pop(id(slot), None)
-        if merged is not None:
-            answered = {(t.name, p.partition_index): p.error_code for t in response.topics
-                        for p in t.partitions}
-            for topic in merged.topics:
-                for p in topic.partitions:
-                    p.error_code = answered.get((topic.name, p.partition_index), p.error_code)
-            response = merged
-        connection.respond(slot, response)
-
-    def _persist(self, persist: Persist) -> None:
-        broker = self._broker
-        partition = broker.partition(CONSUMER_OFFSETS, persist.partition)
-        now = now_ms()
-        records = [rb.Record(i, 0, key, value) for i, (key, value) in enumerate(persist.records)]
-        if records:
-            partition.append_records(rb.build_batch(records, base_timestamp=now), now)
-        future = self.flusher.flush([partition])
-
-        def done(_: asyncio.Future[None]) -> None:
-            assert self.groups is not None
-            self.groups.persisted(persist, now_ms())
-            self._drain_groups()
-        future.add_done_callback(done)
-
-    def _arm_group_timer(self) -> None:
-        groups = self.groups
-        assert groups is not None
-        deadline = groups.next_deadline_ms()
-        if deadline is None or deadline == self._group_deadline:
-            return
-        if self._group_timer is not None:
-            self._group_timer.cancel()
-        self._group_deadline = deadline
-        delay = max(0.0, (deadline - now_ms()) / 1000)
-        self._group_timer = asyncio.get_running_loop().call_later(delay, self._group_tick)
-
-    def _group_tick(self) -> None:
-        assert self.groups is not None
-        self._group_timer = None
-        self._group_deadline = None
-        self.groups.tick(now_ms())
-        self._drain_groups()
-
-
-def _records_of(partition: Partition) -> list[tuple[bytes, bytes | None]]:
-    """Every (key, value) record stored in a partition, in log order (coordinator load)."""
-    out: list[tuple[bytes, bytes | None]] = []
-    offset = partition.log_start_offset
-    end = partition.log_end_offset
-    while offset < end:
-        result = partition.log.read(offset, 1 << 20, end, True)
-        if not result.slices:
-            break
-        for piece in result.slices:
-            data = partition.fs.read(piece.path, piece.position, piece.size)
-            for pos, header in rb.iter_batches(data):
-                if header.last_offset < offset:
-                    continue
-                batch = memoryview(data)[pos : pos + header.size]
-                if not header.is_control:
-                    for record in rb.batch_records(batch, 256 << 20):
-                        if record.key is not None:
-                            out.append((record.key, record.value))
-                offset = header.next_offset
-    return out
 
 
 class _WithRequest:

@@ -7,7 +7,7 @@ from .config import GroupConfig
 from .coordinator import GroupCoordinator
 from .group import VALID_PREVIOUS, ClassicGroup, GroupState, Member, Parked
 from .offsets import OffsetAndMetadata, OffsetStore
-from .outputs import Persist, Reply
+from .outputs import Persist, Reply, TxnMarker, TxnRecord
 from .partitioning import java_string_hash, partition_for
 from .records import CorruptRecordError, GroupRecord, OffsetRecord, decode_record
 
@@ -27,6 +27,8 @@ __all__ = [
     "Parked",
     "Persist",
     "Reply",
+    "TxnMarker",
+    "TxnRecord",
     "decode_record",
     "java_string_hash",
     "partition_for",

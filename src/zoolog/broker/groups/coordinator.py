@@ -63,7 +63,7 @@ from .group import ClassicGroup, GroupState, Member
 from .membership import Membership
 from .offset_handlers import OffsetHandlers
 from .offsets import OffsetAndMetadata
-from .outputs import Persist, Reply
+from .outputs import Persist, Reply, TxnMarker, TxnRecord
 from .partitioning import java_string_hash, partition_for
 from .records import CorruptRecordError, GroupRecord, OffsetRecord, decode_record
 from .retention import Retention
@@ -117,6 +117,13 @@ class GroupCoordinator(Membership, OffsetHandlers, GroupAdmin, Retention):
         """`persist`'s records are durable: apply them, then answer what waited on them."""
         self._clock(now_ms)
         for group_id, topic, partition, value in persist._updates:
+            if persist.producer_id >= 0:  # a transaction's offsets: pending until its marker
+                if value is not None:
+                    self._ensure_simple_group(group_id, now_ms)
+                    self.offsets.add_pending_transactional(group_id, persist.producer_id,
+                                                           topic, partition, value)
+                self.offsets.end_write(group_id, topic, partition)
+                continue
             if value is None:
                 self.offsets.delete(group_id, topic, partition)
                 self.offsets.discard_pending_transactional(group_id, topic, partition)
@@ -128,7 +135,18 @@ class GroupCoordinator(Membership, OffsetHandlers, GroupAdmin, Retention):
             persist._on_durable(now_ms)
         self._output.extend(persist.replies)
 
-    def load(self, partition: int, records: Iterable[tuple[bytes, bytes | None]],
+    def transaction_completed(self, partition: int, producer_id: int, commit: bool,
+                              now_ms: int) -> None:
+        """A COMMIT or ABORT marker of `producer_id` is durable in `partition` of
+        `__consumer_offsets`: the offsets that producer's transaction committed there for
+        its groups become committed offsets (commit) or vanish (abort)."""
+        self._clock(now_ms)
+        for group_id in self.offsets.groups_with_pending(producer_id):
+            if self.partition_for(group_id) == partition:
+                self.offsets.complete_transaction(group_id, producer_id, commit=commit)
+
+    def load(self, partition: int,
+             records: Iterable[tuple[bytes, bytes | None] | TxnRecord | TxnMarker],
              now_ms: int) -> None:
         """Rebuild the state of `partition` from its records in log order, before any
         request for its groups is served (groups it names are replaced). Groups whose
@@ -138,7 +156,27 @@ class GroupCoordinator(Membership, OffsetHandlers, GroupAdmin, Retention):
         self._clock(now_ms)
         self._loaded.add(partition)
         touched: dict[str, None] = {}
-        for key, value in records:
+        for item in records:
+            if isinstance(item, TxnMarker):
+                for group_id in self.offsets.groups_with_pending(item.producer_id):
+                    if self.partition_for(group_id) == partition:
+                        self.offsets.complete_transaction(group_id, item.producer_id,
+                                                          commit=item.commit)
+                continue
+            if isinstance(item, TxnRecord):
+                txn_record = decode_record(item.key, item.value)
+                if isinstance(txn_record, OffsetRecord) and txn_record.value is not None:
+                    touched[txn_record.group] = None
+                    self._ensure_simple_group(txn_record.group, now_ms)
+                    v = txn_record.value
+                    self.offsets.add_pending_transactional(
+                        txn_record.group, item.producer_id, txn_record.topic,
+                        txn_record.partition, OffsetAndMetadata(
+                            offset=v.offset, leader_epoch=v.leader_epoch, metadata=v.metadata,
+                            commit_timestamp_ms=v.commit_timestamp,
+                            expire_timestamp_ms=None))
+                continue
+            key, value = item
             record = decode_record(key, value)
             if isinstance(record, OffsetRecord):
                 touched[record.group] = None

@@ -1,6 +1,7 @@
 """The offset requests: OffsetCommit (validated against the group's generation, persisted
-before it is answered), OffsetFetch (require_stable: UNSTABLE_OFFSET_COMMIT while a
-transaction holds the partition) and OffsetDelete.
+before it is answered), TxnOffsetCommit (a transaction's offsets, pending until its
+marker), OffsetFetch (require_stable: UNSTABLE_OFFSET_COMMIT while a transaction holds the
+partition) and OffsetDelete.
 
 Owns `OffsetHandlers` (part of `GroupCoordinator`). Offsets become visible only when
 their records are durable (`GroupCoordinator.persisted`). Never: I/O, storing offsets
@@ -14,6 +15,10 @@ from collections.abc import Callable
 from zoolog.protocol.kafka._generated.offset_commit import OffsetCommitRequest, OffsetCommitResponse
 from zoolog.protocol.kafka._generated.offset_delete import OffsetDeleteRequest, OffsetDeleteResponse
 from zoolog.protocol.kafka._generated.offset_fetch import OffsetFetchRequest, OffsetFetchResponse
+from zoolog.protocol.kafka._generated.txn_offset_commit import (
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
+)
 from zoolog.protocol.kafka.errors import Err
 
 from .group import GroupState
@@ -80,6 +85,57 @@ class OffsetHandlers(CoordinatorState):
             self._reply(token, response)
             return
         self._emit_persist(group_id, records, [Reply(token, response)], updates=updates)
+
+    # -- TxnOffsetCommit --------------------------------------------------------------------
+
+    def txn_offset_commit(self, token: object, request: TxnOffsetCommitRequest, version: int,
+                          now_ms: int) -> None:
+        """Offsets a transaction commits (sent by the producer, KIP-98): written to
+        `__consumer_offsets` as that producer's transactional records, pending (invisible
+        to OffsetFetch; UNSTABLE_OFFSET_COMMIT with require_stable) until its COMMIT marker
+        makes them the group's committed offsets, or its ABORT marker drops them. v3+
+        carries the consumer's generation and member id, checked like OffsetCommit's when
+        given (Kafka's KIP-447 fencing of zombie consumers)."""
+        self._clock(now_ms)
+        group_id = request.group_id
+        group = self._groups.get(group_id)
+        error = Err.NONE
+        if version >= 3 and request.generation_id >= 0 and group is not None:
+            error = group.validate_offset_commit(request.member_id, request.group_instance_id,
+                                                 request.generation_id)
+        elif version >= 3 and request.generation_id >= 0 and group is None:
+            error = Err.ILLEGAL_GENERATION
+        if group is not None and group.is_in(_S.DEAD):
+            error = Err.COORDINATOR_NOT_AVAILABLE
+        if error != Err.NONE:
+            self._reply(token, _txn_commit_response(request, lambda _p: error))
+            return
+        max_length = self.config.offset_metadata_max_bytes
+        records: list[tuple[bytes, bytes | None]] = []
+        updates: list[_OffsetUpdate] = []
+        codes: dict[tuple[str, int], int] = {}
+        for topic in request.topics:
+            for p in topic.partitions:
+                metadata = "" if p.committed_metadata is None else p.committed_metadata
+                if _java_length(metadata) > max_length:
+                    codes[(topic.name, p.partition_index)] = Err.OFFSET_METADATA_TOO_LARGE
+                    continue
+                leader_epoch = p.committed_leader_epoch if version >= 2 else -1
+                value = OffsetAndMetadata(p.committed_offset, leader_epoch, metadata, now_ms,
+                                          None)
+                records.append((
+                    offset_commit_key(group_id, topic.name, p.partition_index),
+                    offset_commit_value(value.offset, value.leader_epoch, value.metadata,
+                                        value.commit_timestamp_ms, None),
+                ))
+                updates.append((group_id, topic.name, p.partition_index, value))
+        response = _txn_commit_response(request, lambda key: codes.get(key, Err.NONE))
+        if not records:
+            self._reply(token, response)
+            return
+        self._emit_persist(group_id, records, [Reply(token, response)], updates=updates,
+                           producer_id=request.producer_id,
+                           producer_epoch=request.producer_epoch)
 
     # -- OffsetFetch -----------------------------------------------------------------------
 
@@ -200,4 +256,15 @@ def _commit_response(request: OffsetCommitRequest,
             partitions=[OffsetCommitResponse.OffsetCommitResponsePartition(
                 partition_index=p.partition_index, error_code=code((topic.name, p.partition_index)))
                 for p in topic.partitions])
+        for topic in request.topics])
+
+
+def _txn_commit_response(request: TxnOffsetCommitRequest,
+                         code_for: Callable[[tuple[str, int]], int]) -> TxnOffsetCommitResponse:
+    return TxnOffsetCommitResponse(topics=[
+        TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic(name=topic.name, partitions=[
+            TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition(
+                partition_index=p.partition_index,
+                error_code=code_for((topic.name, p.partition_index)))
+            for p in topic.partitions])
         for topic in request.topics])

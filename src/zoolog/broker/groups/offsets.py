@@ -175,6 +175,11 @@ class OffsetStore:
             return False
         return any((topic, partition) in pending for pending in by_producer.values())
 
+    def groups_with_pending(self, producer_id: int) -> list[str]:
+        """Groups holding pending offsets of `producer_id`'s transaction."""
+        return [group for group, by_producer in self._pending_txn.items()
+                if producer_id in by_producer]
+
     def has_pending_transactions(self, group: str) -> bool:
         return group in self._pending_txn
 

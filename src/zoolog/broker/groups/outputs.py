@@ -41,3 +41,26 @@ class Persist:
     replies: list[Reply]
     _updates: list[_OffsetUpdate] = field(default_factory=list, repr=False)
     _on_durable: Callable[[int], None] | None = field(default=None, repr=False)
+    producer_id: int = -1
+    """>= 0: the records are a transaction's offsets (TxnOffsetCommit): the runtime writes
+    them as a transactional batch of this producer, and they become committed offsets only
+    when the transaction's COMMIT marker reaches this partition."""
+    producer_epoch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class TxnRecord:
+    """A record of `__consumer_offsets` that a transaction wrote (TxnOffsetCommit): for
+    `GroupCoordinator.load`, pending until that producer's marker."""
+
+    key: bytes
+    value: bytes | None
+    producer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxnMarker:
+    """A COMMIT or ABORT marker of `producer_id` in `__consumer_offsets` (for `load`)."""
+
+    producer_id: int
+    commit: bool

@@ -63,12 +63,13 @@ class CoordinatorState:
 
     def _emit_persist(self, group_id: str, records: list[tuple[bytes, bytes | None]],
                       replies: list[Reply], *, updates: list[_OffsetUpdate] | None = None,
-                      on_durable: Callable[[int], None] | None = None) -> None:
+                      on_durable: Callable[[int], None] | None = None,
+                      producer_id: int = -1, producer_epoch: int = -1) -> None:
         updates = [] if updates is None else updates
         for g, topic, partition, _value in updates:
             self.offsets.begin_write(g, topic, partition)
         self._output.append(Persist(self.partition_for(group_id), records, replies, updates,
-                                    on_durable))
+                                    on_durable, producer_id, producer_epoch))
 
     def _new_group(self, group_id: str, now_ms: int) -> ClassicGroup:
         group = ClassicGroup(group_id, now_ms, on_transition=self._on_transition)
