@@ -11,6 +11,7 @@ itself (the `OffsetStore` does), expiring them (see `retention.py`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from zoolog.protocol.kafka._generated.offset_commit import OffsetCommitRequest, OffsetCommitResponse
 from zoolog.protocol.kafka._generated.offset_delete import OffsetDeleteRequest, OffsetDeleteResponse
@@ -59,27 +60,13 @@ class OffsetHandlers(CoordinatorState):
                 self._schedule_heartbeat(group, member, now_ms)
         retention_ms = request.retention_time_ms if 2 <= version <= 4 else -1
         expire_ms = None if retention_ms == -1 else now_ms + retention_ms
-        max_length = self.config.offset_metadata_max_bytes
-        records: list[tuple[bytes, bytes | None]] = []
-        updates: list[_OffsetUpdate] = []
-        codes: dict[tuple[str, int], int] = {}
-        for topic in request.topics:
-            for p in topic.partitions:
-                metadata = "" if p.committed_metadata is None else p.committed_metadata
-                if _java_length(metadata) > max_length:
-                    codes[(topic.name, p.partition_index)] = Err.OFFSET_METADATA_TOO_LARGE
-                    continue
-                commit_ms = p.commit_timestamp if version == 1 and p.commit_timestamp != -1 \
-                    else now_ms
-                leader_epoch = p.committed_leader_epoch if version >= 6 else -1
-                value = OffsetAndMetadata(p.committed_offset, leader_epoch, metadata,
-                                          commit_ms, expire_ms)
-                records.append((
-                    offset_commit_key(group_id, topic.name, p.partition_index),
-                    offset_commit_value(value.offset, value.leader_epoch, value.metadata,
-                                        value.commit_timestamp_ms, value.expire_timestamp_ms),
-                ))
-                updates.append((group_id, topic.name, p.partition_index, value))
+        def value_of(p: Any) -> OffsetAndMetadata:
+            commit_ms = p.commit_timestamp if version == 1 and p.commit_timestamp != -1 \
+                else now_ms
+            leader_epoch = p.committed_leader_epoch if version >= 6 else -1
+            return OffsetAndMetadata(p.committed_offset, leader_epoch,
+                                     p.committed_metadata or "", commit_ms, expire_ms)
+        records, updates, codes = self._offset_records(group_id, request.topics, value_of)
         response = _commit_response(request, lambda key: codes.get(key, Err.NONE))
         if not records:
             self._reply(token, response)
@@ -110,25 +97,11 @@ class OffsetHandlers(CoordinatorState):
         if error != Err.NONE:
             self._reply(token, _txn_commit_response(request, lambda _p: error))
             return
-        max_length = self.config.offset_metadata_max_bytes
-        records: list[tuple[bytes, bytes | None]] = []
-        updates: list[_OffsetUpdate] = []
-        codes: dict[tuple[str, int], int] = {}
-        for topic in request.topics:
-            for p in topic.partitions:
-                metadata = "" if p.committed_metadata is None else p.committed_metadata
-                if _java_length(metadata) > max_length:
-                    codes[(topic.name, p.partition_index)] = Err.OFFSET_METADATA_TOO_LARGE
-                    continue
-                leader_epoch = p.committed_leader_epoch if version >= 2 else -1
-                value = OffsetAndMetadata(p.committed_offset, leader_epoch, metadata, now_ms,
-                                          None)
-                records.append((
-                    offset_commit_key(group_id, topic.name, p.partition_index),
-                    offset_commit_value(value.offset, value.leader_epoch, value.metadata,
-                                        value.commit_timestamp_ms, None),
-                ))
-                updates.append((group_id, topic.name, p.partition_index, value))
+        def value_of(p: Any) -> OffsetAndMetadata:
+            leader_epoch = p.committed_leader_epoch if version >= 2 else -1
+            return OffsetAndMetadata(p.committed_offset, leader_epoch,
+                                     p.committed_metadata or "", now_ms, None)
+        records, updates, codes = self._offset_records(group_id, request.topics, value_of)
         response = _txn_commit_response(request, lambda key: codes.get(key, Err.NONE))
         if not records:
             self._reply(token, response)
@@ -136,6 +109,31 @@ class OffsetHandlers(CoordinatorState):
         self._emit_persist(group_id, records, [Reply(token, response)], updates=updates,
                            producer_id=request.producer_id,
                            producer_epoch=request.producer_epoch)
+
+    def _offset_records(self, group_id: str, topics: Any,
+                        value_of: Callable[[Any], OffsetAndMetadata],
+                        ) -> tuple[list[tuple[bytes, bytes | None]], list[_OffsetUpdate],
+                                   dict[tuple[str, int], int]]:
+        """The records and offset updates a commit of `topics` writes, and the partitions
+        refused (metadata over offset.metadata.max.bytes)."""
+        max_length = self.config.offset_metadata_max_bytes
+        records: list[tuple[bytes, bytes | None]] = []
+        updates: list[_OffsetUpdate] = []
+        codes: dict[tuple[str, int], int] = {}
+        for topic in topics:
+            for p in topic.partitions:
+                metadata = "" if p.committed_metadata is None else p.committed_metadata
+                if _java_length(metadata) > max_length:
+                    codes[(topic.name, p.partition_index)] = Err.OFFSET_METADATA_TOO_LARGE
+                    continue
+                value = value_of(p)
+                records.append((
+                    offset_commit_key(group_id, topic.name, p.partition_index),
+                    offset_commit_value(value.offset, value.leader_epoch, value.metadata,
+                                        value.commit_timestamp_ms, value.expire_timestamp_ms),
+                ))
+                updates.append((group_id, topic.name, p.partition_index, value))
+        return records, updates, codes
 
     # -- OffsetFetch -----------------------------------------------------------------------
 
