@@ -947,7 +947,7 @@ def error_codes(obj: Any) -> list[int]:
     out: list[int] = []
     for name in getattr(obj, "__slots__", ()):
         value: Any = getattr(obj, name, None)
-        if name == "error_code":
+        if name == "error_code" or name == "partition_error_code":  # AddPartitionsToTxn v0-3
             out.append(value)
         elif isinstance(value, list) or hasattr(value, "__slots__"):
             out.extend(error_codes(value))

@@ -8,7 +8,11 @@ is what zoolog implements and tests. Produce is advertised from v0 because librd
 that no client sends any more (Produce v0-2, which carry message-format v0/v1) are answered
 UNSUPPORTED_VERSION in their own version rather than implemented.
 
-Not advertised: the transaction APIs (24-28, the next step), SASL (no SASL listener yet),
+Transactions: the versions clients send (§8) up to the last before KIP-890 part 2's
+transaction version 2 (AddPartitionsToTxn v4+ is the batched broker-to-broker form).
+WriteTxnMarkers is served for `zoolog txn abort` (kafka-transactions.sh's abort sends it).
+
+Not advertised: SASL (no SASL listener yet),
 ConsumerGroupHeartbeat/Describe (KIP-848) and telemetry (71/72: librdkafka would start
 pushing metrics), and every inter-broker API.
 """
@@ -37,6 +41,11 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     21: (0, 2),    # DeleteRecords
     22: (0, 4),    # InitProducerId
     23: (2, 4),    # OffsetForLeaderEpoch
+    24: (0, 3),    # AddPartitionsToTxn
+    25: (0, 3),    # AddOffsetsToTxn
+    26: (0, 3),    # EndTxn
+    27: (0, 1),    # WriteTxnMarkers
+    28: (0, 3),    # TxnOffsetCommit
     32: (0, 4),    # DescribeConfigs
     33: (0, 2),    # AlterConfigs
     37: (0, 3),    # CreatePartitions
@@ -45,6 +54,8 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     47: (0, 0),    # OffsetDelete
     60: (0, 1),    # DescribeCluster
     61: (0, 0),    # DescribeProducers
+    65: (0, 0),    # DescribeTransactions
+    66: (0, 1),    # ListTransactions
 }
 """api_key -> (min, max) put in the ApiVersions response."""
 

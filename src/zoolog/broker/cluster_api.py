@@ -138,6 +138,10 @@ def describe_cluster(broker: Broker, request: DescribeClusterRequest,
                                        else AUTHORIZED_OPERATIONS_OMITTED))
 
 
+def asks_for_transactions(request: FindCoordinatorRequest, version: int) -> bool:
+    return version >= 1 and request.key_type == KEY_TYPE_TRANSACTION
+
+
 def find_coordinator(broker: Broker, request: FindCoordinatorRequest,
                      version: int) -> FindCoordinatorResponse:
     local = broker.metadata.local
@@ -154,10 +158,18 @@ def find_coordinator(broker: Broker, request: FindCoordinatorRequest,
                 found.append(FindCoordinatorResponse.Coordinator(
                     key=key, node_id=local.broker_id, host=local.host, port=local.port))
         elif key_type == KEY_TYPE_TRANSACTION:
-            found.append(FindCoordinatorResponse.Coordinator(
-                key=key, node_id=-1, host="", port=-1,
-                error_code=Err.COORDINATOR_NOT_AVAILABLE,
-                error_message="transactions are not supported by this zoolog version yet"))
+            if not key:
+                found.append(FindCoordinatorResponse.Coordinator(
+                    key=key, node_id=-1, host="", port=-1, error_code=Err.INVALID_REQUEST,
+                    error_message="The transactional id is empty"))
+            elif broker.verify_txn is None:
+                found.append(FindCoordinatorResponse.Coordinator(
+                    key=key, node_id=-1, host="", port=-1,
+                    error_code=Err.COORDINATOR_NOT_AVAILABLE,
+                    error_message="the transaction coordinator is not running"))
+            else:
+                found.append(FindCoordinatorResponse.Coordinator(
+                    key=key, node_id=local.broker_id, host=local.host, port=local.port))
         else:
             found.append(FindCoordinatorResponse.Coordinator(
                 key=key, node_id=-1, host="", port=-1, error_code=Err.INVALID_REQUEST,

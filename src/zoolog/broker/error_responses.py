@@ -51,6 +51,9 @@ _MIRRORS: dict[int, Callable[..., Any]] = {
     23: _partitions_mirror("topics", "topic", "partitions", "partition",
                            "OffsetForLeaderTopicResult", "EpochEndOffset", "topics", "topic",
                            "partitions", "partition", leader_epoch=-1, end_offset=-1),
+    28: _partitions_mirror("topics", "name", "partitions", "partition_index",
+                           "TxnOffsetCommitResponseTopic", "TxnOffsetCommitResponsePartition",
+                           "topics", "name", "partitions", "partition_index"),
     61: _partitions_mirror("topics", "name", "partition_indexes", "partition_index",
                            "TopicResponse", "PartitionResponse", "topics", "name", "partitions",
                            "partition_index"),
@@ -98,6 +101,8 @@ _NAMED: dict[int, Callable[..., Any]] = {
     19: _named("topics", "CreatableTopicResult", "name", "topics", "name"),
     37: _named("results", "CreatePartitionsTopicResult", "name", "topics", "name"),
     42: _named("results", "DeletableGroupResult", "group_id", "groups_names", None),
+    65: _named("transaction_states", "TransactionState", "transactional_id",
+               "transactional_ids", None),
 }
 
 
@@ -148,6 +153,28 @@ def _find_coordinator(response_cls: Any, request: Any, code: int, message: str,
                         port=-1)
 
 
+def _add_partitions_to_txn(response_cls: Any, request: Any, code: int, version: int) -> Any:
+    if version >= 4:
+        return response_cls(error_code=code)
+    return response_cls(results_by_topic_v3_and_below=[
+        response_cls.AddPartitionsToTxnTopicResult(name=topic.name, results_by_partition=[
+            response_cls.AddPartitionsToTxnPartitionResult(partition_index=index,
+                                                          partition_error_code=code)
+            for index in topic.partitions])
+        for topic in request.v3_and_below_topics])
+
+
+def _write_txn_markers(response_cls: Any, request: Any, code: int) -> Any:
+    return response_cls(markers=[
+        response_cls.WritableTxnMarkerResult(producer_id=marker.producer_id, topics=[
+            response_cls.WritableTxnMarkerTopicResult(name=topic.name, partitions=[
+                response_cls.WritableTxnMarkerPartitionResult(partition_index=index,
+                                                              error_code=code)
+                for index in topic.partition_indexes])
+            for topic in marker.topics])
+        for marker in request.markers])
+
+
 def error_response(api_key: int, request: Any, version: int, error: KafkaError) -> Any:
     """The `api_key` response to `request` (decoded in `version`) failing with `error`."""
     response_cls = RESPONSES[api_key]
@@ -166,6 +193,10 @@ def error_response(api_key: int, request: Any, version: int, error: KafkaError) 
         return _find_coordinator(response_cls, request, code, message, version)
     if api_key == 20:
         return _delete_topics(response_cls, request, code, version)
+    if api_key == 24:
+        return _add_partitions_to_txn(response_cls, request, code, version)
+    if api_key == 27:
+        return _write_txn_markers(response_cls, request, code)
     if api_key == 32:
         return _resources(response_cls, request, code, message, "results",
                           "DescribeConfigsResult")

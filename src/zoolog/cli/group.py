@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from zoolog.cli.topic import (
     Refused,
     UsageError,
+    Verbs,
     add_common_arguments,
     print_json,
     print_table,
@@ -239,7 +240,7 @@ def _delete(args: argparse.Namespace) -> Callable[[KafkaClient], Awaitable[int]]
     return work
 
 
-_VERBS: dict[str, Callable[[argparse.Namespace], Callable[[KafkaClient], Awaitable[int]]]] = {
+_VERBS: Verbs = {
     "list": _list,
     "describe": _describe,
     "seek": _seek,

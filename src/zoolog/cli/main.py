@@ -1,4 +1,4 @@
-"""`zoolog` command: `zoolog up` runs zoolog; `zoolog zk|topic|group ...` are the clients.
+"""`zoolog` command: `zoolog up` runs zoolog; `zoolog zk|topic|group|txn ...` are the clients.
 
 Subcommands are listed in `COMMANDS` by module; each module owns its argument parser
 (`add_arguments`) and its handler (`run`), this module only dispatches. Only the module of
@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "zk": ("zoolog.cli.zk", "zkCli-style commands against a coordination service"),
     "topic": ("zoolog.cli.topic", "create, list, describe, alter, delete, produce, consume"),
     "group": ("zoolog.cli.group", "list, describe, seek, delete consumer groups"),
+    "txn": ("zoolog.cli.txn", "list, describe, abort transactions; describe producers"),
     "sim": ("zoolog.cli.sim", "replay Raft simulator seeds"),
     "raft": ("zoolog.cli.raft", "one node of a replicated Raft log"),
 }

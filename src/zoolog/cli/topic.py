@@ -233,9 +233,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    prog = f"zoolog topic {args.verb}"
+    return dispatch(args, "zoolog topic", _VERBS)
+
+
+Verbs = dict[str, Callable[[argparse.Namespace], Callable[[KafkaClient], Awaitable[int]]]]
+
+
+def dispatch(args: argparse.Namespace, command: str, verbs: Verbs) -> int:
+    """Build `args.verb`'s work (a UsageError there exits 2 before connecting), then run
+    it with `run_verb`."""
+    prog = f"{command} {args.verb}"
     try:
-        work = _VERBS[args.verb](args)
+        work = verbs[args.verb](args)
     except UsageError as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
@@ -944,7 +953,7 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-_VERBS: dict[str, Callable[[argparse.Namespace], Callable[[KafkaClient], Awaitable[int]]]] = {
+_VERBS: Verbs = {
     "create": _create,
     "list": _list,
     "describe": _describe,

@@ -592,6 +592,7 @@ class PartitionLog:
                     if segment.base_offset <= e.last_offset < segment.next_offset]
             if kept + mine != segment.txn_index.entries:
                 segment.txn_index.replace_all(kept + mine)
+                segment.txn_index.sync()  # the recovery point already covers these markers
         self.txn_index_lost_from = self.txn_index_unsynced_from = self._log_end_offset
 
     def read(self, offset: int, max_bytes: int, upper_bound_offset: int | None = None,

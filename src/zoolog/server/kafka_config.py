@@ -18,6 +18,7 @@ from pathlib import Path
 from zoolog.broker.groups.coordinator import GroupConfig
 from zoolog.broker.settings import BrokerSettings
 from zoolog.broker.topic_config import TOPIC_CONFIGS
+from zoolog.broker.txn import TxnConfig
 from zoolog.errors import ConfigError
 from zoolog.server.properties import parse_properties
 
@@ -42,6 +43,7 @@ class KafkaNodeConfig:
     cleaner_interval_ms: int = 15_000
     settings: BrokerSettings = field(default_factory=BrokerSettings)
     groups: GroupConfig = field(default_factory=GroupConfig)
+    txn: TxnConfig = field(default_factory=TxnConfig)
     unknown_keys: set[str] = field(default_factory=set)
 
     def validate(self) -> None:
@@ -88,6 +90,7 @@ def apply_server_properties(config: KafkaNodeConfig, values: dict[str, str]) -> 
     """Fold `server.properties` keys into `config` (unknown keys go to unknown_keys)."""
     settings = config.settings
     groups: dict[str, int] = {}
+    txn: dict[str, str] = {}
     for key, value in values.items():
         if key == "broker.id":
             settings.broker_id = _int(key, value)
@@ -129,6 +132,8 @@ def apply_server_properties(config: KafkaNodeConfig, values: dict[str, str]) -> 
                      "offset.metadata.max.bytes", "offsets.retention.minutes",
                      "offsets.retention.check.interval.ms"):
             groups[key] = _int(key, value)
+        elif key in TxnConfig.PROPERTIES and key != "offsets.topic.num.partitions":
+            txn[key] = value
         elif key in ("offsets.topic.replication.factor",
                      "transaction.state.log.replication.factor"):
             if _int(key, value) < 1:
@@ -153,6 +158,11 @@ def apply_server_properties(config: KafkaNodeConfig, values: dict[str, str]) -> 
             config.unknown_keys.add(key)
     for key in [k for k in settings.topic_defaults if k.startswith("__unit__")]:
         del settings.topic_defaults[key]
+    if txn:
+        parsed = TxnConfig.from_properties(txn)
+        config.txn = replace(config.txn, **{
+            name: getattr(parsed, name) for key, name in TxnConfig.PROPERTIES.items()
+            if key in txn})
     if groups:
         names = {
             "group.min.session.timeout.ms": "group_min_session_timeout_ms",

@@ -24,6 +24,7 @@ from zoolog.broker.error_responses import error_response
 from zoolog.broker.groups.coordinator import GroupCoordinator, Persist, Reply
 from zoolog.broker.metadata import CONSUMER_OFFSETS
 from zoolog.protocol.kafka.errors import Err, KafkaError
+from zoolog.server.coordinator_timer import DeadlineTimer
 from zoolog.server.kafka_connection import KafkaConnection, RequestContext, Slot, now_ms
 from zoolog.server.kafka_coordinator_logs import coordinator_batch, records_of
 
@@ -39,8 +40,8 @@ class GroupRuntime:
     def __init__(self, node: KafkaNode) -> None:
         self.node = node
         self.coordinator: GroupCoordinator | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: int | None = None
+        self._timer = DeadlineTimer(lambda: self.coordinator.next_deadline_ms()
+                                    if self.coordinator is not None else None, self._tick)
         self._pending_merges: dict[int, Any] = {}
         """OffsetCommit responses waiting to merge the coordinator's answer (by slot)."""
 
@@ -71,9 +72,7 @@ class GroupRuntime:
         self.drain()
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
 
     # --- requests -----------------------------------------------------------------------
 
@@ -134,7 +133,7 @@ class GroupRuntime:
                 self._reply(item)
             else:
                 self._persist(item)
-        self._arm_timer()
+        self._timer.arm()
 
     def _reply(self, reply: Reply) -> None:
         token: tuple[KafkaConnection, Slot] = reply.token  # type: ignore[assignment]
@@ -170,18 +169,6 @@ class GroupRuntime:
         self.groups.transaction_completed(partition, producer_id, commit, now_ms())
         self.drain()
 
-    def _arm_timer(self) -> None:
-        deadline = self.groups.next_deadline_ms()
-        if deadline is None or deadline == self._deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._deadline = deadline
-        delay = max(0.0, (deadline - now_ms()) / 1000)
-        self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
-
     def _tick(self) -> None:
-        self._timer = None
-        self._deadline = None
         self.groups.tick(now_ms())
         self.drain()

@@ -275,6 +275,12 @@ class ZkMetadataStore:
         except Exception:
             log.exception("handling a change of %s failed", path)
 
+    async def children(self, path: str) -> list[str]:
+        """The children of `path` now (a watch's list may be older than a change this
+        broker made meanwhile)."""
+        names, _ = await self.zk.get_children(path)
+        return list(names)
+
     async def read_config_change(self, name: str) -> str | None:
         """The topic a `/config/changes/<name>` notification is about (None otherwise)."""
         try:

@@ -11,6 +11,8 @@ socket bytes -> KafkaConnection.data_received -> FrameReader (protocol/kafka/con
        fetch with min_bytes  -> parked until data arrives on its partitions or max_wait_ms
        group requests        -> GroupRuntime (kafka_groups.py): GroupCoordinator outputs,
                                 Reply now / Persist to __consumer_offsets, fsync, replies
+       transactions          -> TxnRuntime (kafka_txn.py): TransactionCoordinator outputs,
+                                Persist to __transaction_state, markers, replies
        admin, auto-create    -> ZkMetadataStore (coordination service) -> open/close logs
   -> encode (records as FileSlices of segment files) -> transport
 ```
@@ -66,6 +68,7 @@ from zoolog.server.kafka_fetch_parking import FetchParking
 from zoolog.server.kafka_flusher import Flusher, write_files
 from zoolog.server.kafka_groups import GROUP_APIS, GroupRuntime
 from zoolog.server.kafka_metadata import ZkMetadataStore
+from zoolog.server.kafka_txn import TXN_APIS, TxnRuntime
 from zoolog.server.log_files import OsLogFileSystem
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,7 @@ class KafkaNode:
         self.parking = FetchParking(self)
         self.broker: Broker | None = None
         self.group_runtime = GroupRuntime(self)
+        self.txn_runtime = TxnRuntime(self)
         self.port = config.port
         self.sendfile = True
         """Whether the event loop has native sendfile (uvloop has not: then slices are read
@@ -114,6 +118,8 @@ class KafkaNode:
         }
         for key in GROUP_APIS:
             self.handlers[key] = self.group_runtime.call
+        for key in TXN_APIS:
+            self.handlers[key] = self.txn_runtime.call
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -177,6 +183,7 @@ class KafkaNode:
                         topic, index)
         await self.group_runtime.start()
         await self._refill_producer_ids()
+        self.txn_runtime.start()
         self.store.watch(self._metadata_changed)
         await self._server.start_serving()
         self._timers.append(asyncio.create_task(self._periodic()))
@@ -205,6 +212,9 @@ class KafkaNode:
         broker = self._broker
         async with self._admin_lock:
             if path == znodes.BROKER_TOPICS:
+                # re-read under the lock: a topic this broker created while the listener
+                # waited for the lock is not in the watch's older list, and must stay open
+                children = await self.store.children(path)
                 for name in children:
                     if name not in broker.metadata.topics:
                         info = await self.store.load_topic(name)
@@ -260,6 +270,7 @@ class KafkaNode:
         for task in self._timers:
             task.cancel()
         self.group_runtime.stop()
+        self.txn_runtime.stop()
         if self._server is not None:
             self._server.close()
         self.parking.wake_all()
@@ -378,6 +389,11 @@ class KafkaNode:
 
         asyncio.get_running_loop().create_task(run())
 
+    def run_async_for(self, context: RequestContext, request: Any,
+                      work: Awaitable[Any]) -> None:
+        """`_run_async` for a request whose error answer needs the request itself."""
+        self._run_async(context, _with_request(work, request))
+
     @property
     def groups(self) -> GroupCoordinator | None:
         return self.group_runtime.coordinator
@@ -424,8 +440,12 @@ class KafkaNode:
             self._broker, request, context.version))
 
     def _find_coordinator(self, context: RequestContext, request: Any) -> None:
-        context.connection.respond(context.slot, cluster_api.find_coordinator(
-            self._broker, request, context.version))
+        def answer() -> Any:
+            return cluster_api.find_coordinator(self._broker, request, context.version)
+        if cluster_api.asks_for_transactions(request, context.version):
+            self.txn_runtime.find_coordinator_ready(context, request, answer)
+            return
+        context.connection.respond(context.slot, answer())
 
     # --- handlers: data -----------------------------------------------------------------
 
@@ -515,6 +535,9 @@ class KafkaNode:
     # --- handlers: producers ------------------------------------------------------------
 
     def _init_producer_id(self, context: RequestContext, request: Any) -> None:
+        if request.transactional_id is not None:
+            self.txn_runtime.init_producer_id(context, request)
+            return
         response = producers_api.init_producer_id(self._broker, request)
         if response is not None:
             context.connection.respond(context.slot, response)

@@ -26,9 +26,11 @@ T = TypeVar("T")
 TEST_PROPERTIES = {
     "group.initial.rebalance.delay.ms": "0",
     "offsets.topic.num.partitions": "5",
+    "transaction.state.log.num.partitions": "5",
 }
 """What the fixture changes from Kafka's defaults: no initial rebalance delay (as in
-development) and fewer offsets partitions (faster start; groups behave the same)."""
+development) and fewer offsets and transaction-state partitions (faster start; groups and
+transactions behave the same)."""
 
 
 class KafkaServerThread:

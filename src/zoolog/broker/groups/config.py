@@ -76,11 +76,17 @@ class GroupConfig:
     @classmethod
     def from_properties(cls, properties: Mapping[str, str]) -> GroupConfig:
         """The settings named in `properties` (server.properties keys; others ignored)."""
-        values: dict[str, int] = {}
-        for key, name in cls.PROPERTIES.items():
-            if key in properties:
-                try:
-                    values[name] = int(properties[key].strip())
-                except ValueError:
-                    raise ConfigError(f"{key}: not an integer: {properties[key]!r}") from None
-        return cls(**values)
+        return cls(**int_properties(properties, cls.PROPERTIES))
+
+
+def int_properties(properties: Mapping[str, str], names: Mapping[str, str]) -> dict[str, int]:
+    """field -> int value of every key of `names` (server.properties key -> field) present
+    in `properties`; a value that is not an integer is a ConfigError."""
+    values: dict[str, int] = {}
+    for key, name in names.items():
+        if key in properties:
+            try:
+                values[name] = int(properties[key].strip())
+            except ValueError:
+                raise ConfigError(f"{key}: not an integer: {properties[key]!r}") from None
+    return values

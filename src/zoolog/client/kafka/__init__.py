@@ -1,8 +1,9 @@
-"""An asyncio Kafka client over the generated codecs: admin, produce, fetch, offsets, groups.
+"""An asyncio Kafka client over the generated codecs: admin, produce, fetch, offsets, groups,
+transactions.
 
 It speaks the real wire protocol and assumes nothing zoolog-only, so the same calls work
-against Apache Kafka and other Kafka-protocol brokers. `zoolog topic` and `zoolog group` are
-built on it; tests use it to drive the broker directly.
+against Apache Kafka and other Kafka-protocol brokers. `zoolog topic`, `zoolog group` and
+`zoolog txn` are built on it; tests use it to drive the broker directly.
 
 Connections. One connection per broker, plus one to the group coordinator for offset
 requests and one per group member: a broker answers a connection's requests one at a time,
@@ -15,9 +16,11 @@ range, KIP-511); each request then goes out in min(our max, the broker's max) an
 UNSUPPORTED_VERSION when the two ranges do not meet. `CLIENT_VERSIONS` lists our ranges.
 
 Routing. `KafkaClient.connect("h1:9092,h2:9092")` tries the bootstrap addresses in order and
-reads Metadata; produce, fetch and list-offsets go to each partition's leader, group requests
-to the coordinator FindCoordinator names, CreateTopics/DeleteTopics to the controller, the
-rest to any broker.
+reads Metadata; produce, fetch, list-offsets, DescribeProducers and WriteTxnMarkers go to
+each partition's leader, group requests to the group coordinator FindCoordinator names,
+DescribeTransactions and InitProducerId to the transactional id's coordinator (FindCoordinator
+key type 1), ListGroups and ListTransactions to every broker, CreateTopics/DeleteTopics to the
+controller, the rest to any broker.
 
 Errors:
 
@@ -40,12 +43,16 @@ DescribeGroups, ListGroups, OffsetFetch, OffsetCommit and the group membership r
 batch may or may not be in the log. A retried batch may land after later batches of the same
 partition (as with the Java producer without idempotence). CreateTopics, DeleteTopics and
 IncrementalAlterConfigs are not retried; DeleteGroups is, like the group requests (so a
-retry after a lost answer may report GROUP_ID_NOT_FOUND). An unreachable bootstrap list
-fails `connect` at once.
+retry after a lost answer may report GROUP_ID_NOT_FOUND). The transaction admin requests
+are all retried: ListTransactions, DescribeTransactions, DescribeProducers, InitProducerId
+(also while the coordinator answers CONCURRENT_TRANSACTIONS; a second one only bumps the
+epoch again) and WriteTxnMarkers (a second ABORT marker changes nothing). An unreachable
+bootstrap list fails `connect` at once.
 
-What it does not do: idempotent or transactional produce, fetch sessions (every fetch is a
-full fetch), SASL/TLS, consumer-group protocols other than the classic one with the eager
-"range" assignor, static membership beyond passing `group_instance_id` through, follower
+What it does not do: idempotent or transactional produce (`txn_admin` only looks at
+transactions and aborts them from outside), fetch sessions (every fetch is a full fetch),
+SASL/TLS, consumer-group protocols other than the classic one with the eager "range"
+assignor, static membership beyond passing `group_instance_id` through, follower
 fetching, batching across `produce` calls (each call sends what it is given), automatic
 offset reset (OFFSET_OUT_OF_RANGE is reported per partition; the caller decides).
 
@@ -53,15 +60,16 @@ Modules, one noun each: `client` (the `KafkaClient` facade), `cluster` (bootstra
 connections per broker and lane, metadata, routing, the retry loop), `connection` (one
 broker connection: framing, correlation ids, version negotiation), `versions` (the API
 versions we speak), `admin` (topics and configs), `group_admin` (groups and committed
-offsets), `producer`, `fetch` (ListOffsets and Fetch), `group_member` (`GroupConsumer`),
-`assignor` (range), `consumer_protocol` (subscription and assignment bytes),
-`partitioner` (murmur2), `values`, `errors`, `limits`. This package re-exports the
+offsets), `txn_admin` (transactions and the producers of partitions), `producer`, `fetch`
+(ListOffsets and Fetch), `group_member` (`GroupConsumer`), `assignor` (range),
+`consumer_protocol` (subscription and assignment bytes), `partitioner` (murmur2), `values`,
+`errors`, `limits`. This package re-exports the
 public API; import it from here.
 """
 
 from .assignor import range_assign
 from .client import KafkaClient
-from .cluster import default_bootstrap
+from .cluster import KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION, default_bootstrap
 from .consumer_protocol import (
     decode_assignment,
     decode_subscription,
@@ -73,6 +81,7 @@ from .fetch import EARLIEST, LATEST, READ_COMMITTED, READ_UNCOMMITTED
 from .fetch import _fetched as _fetched  # for tests of fetched-batch decoding
 from .group_member import GroupConsumer
 from .partitioner import default_partition, murmur2
+from .txn_admin import FENCE_TRANSACTION_TIMEOUT_MS
 from .values import (
     BrokerInfo,
     ClusterMetadata,
@@ -83,12 +92,15 @@ from .values import (
     GroupDescription,
     GroupMember,
     ListedGroup,
+    ListedTransaction,
     OffsetAndTimestamp,
     PartitionInfo,
     ProducerRecord,
+    ProducerState,
     RecordMetadata,
     TopicInfo,
     TopicPartition,
+    TransactionDescription,
     topic_id_text,
 )
 from .versions import CLIENT_VERSIONS
@@ -96,6 +108,9 @@ from .versions import CLIENT_VERSIONS
 __all__ = [
     "CLIENT_VERSIONS",
     "EARLIEST",
+    "FENCE_TRANSACTION_TIMEOUT_MS",
+    "KEY_TYPE_GROUP",
+    "KEY_TYPE_TRANSACTION",
     "LATEST",
     "READ_COMMITTED",
     "READ_UNCOMMITTED",
@@ -113,12 +128,15 @@ __all__ = [
     "KafkaResponseError",
     "KafkaTimeoutError",
     "ListedGroup",
+    "ListedTransaction",
     "OffsetAndTimestamp",
     "PartitionInfo",
     "ProducerRecord",
+    "ProducerState",
     "RecordMetadata",
     "TopicInfo",
     "TopicPartition",
+    "TransactionDescription",
     "decode_assignment",
     "decode_subscription",
     "default_bootstrap",

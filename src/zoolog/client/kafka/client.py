@@ -1,5 +1,6 @@
 """`KafkaClient`, the facade: one object over the cluster (connections, metadata, routing)
-and every API module (topic admin, group admin, produce, fetch), plus `group_consumer`.
+and every API module (topic admin, group admin, transaction admin, produce, fetch), plus
+`group_consumer`.
 
 Owns construction (`connect`), the async context manager and nothing else: each API lives
 in its own module, the shared state in `cluster.py`. The package docstring holds the
@@ -17,9 +18,10 @@ from .fetch import Fetcher
 from .group_admin import GroupAdmin
 from .group_member import GroupConsumer
 from .producer import Producer
+from .txn_admin import TxnAdmin
 
 
-class KafkaClient(TopicAdmin, GroupAdmin, Producer, Fetcher):
+class KafkaClient(TopicAdmin, GroupAdmin, TxnAdmin, Producer, Fetcher):
     """See the `zoolog.client.kafka` docstring. Create with
     `await KafkaClient.connect("host:port,...")`."""
 

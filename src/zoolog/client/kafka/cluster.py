@@ -2,12 +2,13 @@
 metadata, and where each request goes; the retry loop every retried request runs in.
 
 Owns `Cluster`, the base of `KafkaClient`: its settings and state (connections, brokers,
-topics, group coordinators), `_call` (send one request to one broker in the negotiated
-version), `_retrying` (backoff on retriable errors and lost connections, bounded by
-`retry_timeout_ms`), Metadata and topic lookup, partition leaders, FindCoordinator and
-`_with_coordinator`. Never: build or read the requests of other APIs (each API's module
-does), retry anything not safe to send twice (callers choose `_retrying`), decide for a
-caller what a missing topic means beyond raising UNKNOWN_TOPIC_OR_PARTITION.
+topics, group and transaction coordinators, cached by key type and key), `_call` (send one
+request to one broker in the negotiated version), `_retrying` (backoff on retriable errors
+and lost connections, bounded by `retry_timeout_ms`), Metadata and topic lookup, partition
+leaders, FindCoordinator (for group ids and transactional ids) and `_with_coordinator`.
+Never: build or read the requests of other APIs (each API's module does), retry anything
+not safe to send twice (callers choose `_retrying`), decide for a caller what a missing
+topic means beyond raising UNKNOWN_TOPIC_OR_PARTITION.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ from .versions import _FIND_COORDINATOR, _METADATA, CLIENT_VERSIONS
 T = TypeVar("T")
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+KEY_TYPE_GROUP = 0
+"""FindCoordinator key types: a group id, or (v1+) a transactional id."""
+KEY_TYPE_TRANSACTION = 1
 
 
 def default_bootstrap() -> str:
@@ -76,7 +80,8 @@ class Cluster:
         self.controller_id = -1
         self._topics: dict[str, TopicInfo] = {}
         self._topic_errors: dict[str, KafkaResponseError] = {}
-        self._coordinators: dict[str, int] = {}
+        self._coordinators: dict[tuple[int, str], int] = {}
+        """(key type, group or transactional id) -> its coordinator's node id."""
         self._connections: dict[tuple[int, str], _Connection] = {}
         self._opening: dict[tuple[int, str], asyncio.Task[_Connection]] = {}
         self._bootstrap_node: int | None = None
@@ -305,6 +310,17 @@ class Cluster:
         except _Fatal as fatal:
             raise fatal.error from None
 
+    async def _partitions_of(self, topic: str, partitions: Iterable[int] | None) -> list[int]:
+        """`partitions` of `topic` sorted (default: all of them); ValueError for one the
+        topic does not have."""
+        info = await self.topic(topic)
+        wanted = sorted(info.partitions) if partitions is None else sorted(set(partitions))
+        for p in wanted:
+            if p not in info.partitions:
+                raise ValueError(f"topic {topic!r} has no partition {p} "
+                                 f"(it has {len(info.partitions)})")
+        return wanted
+
     async def list_topics(self, *, internal: bool = False) -> list[TopicInfo]:
         metadata = await self.refresh_metadata(None)
         return sorted((t for t in metadata.topics.values() if internal or not t.is_internal),
@@ -322,20 +338,27 @@ class Cluster:
         for name in names:
             self._topics.pop(name, None)
 
-    # --- group coordinators -----------------------------------------------------------------
+    # --- group and transaction coordinators -------------------------------------------------
 
-    async def find_coordinator(self, group_id: str, *, refresh: bool = False) -> BrokerInfo:
-        """The broker coordinating `group_id`."""
-        if not refresh and group_id in self._coordinators:
-            node = self._coordinators[group_id]
+    async def find_coordinator(self, key: str, *, key_type: int = KEY_TYPE_GROUP,
+                               refresh: bool = False) -> BrokerInfo:
+        """The broker coordinating `key`: a group id (KEY_TYPE_GROUP) or a transactional id
+        (KEY_TYPE_TRANSACTION)."""
+        cached = (key_type, key)
+        if not refresh and cached in self._coordinators:
+            node = self._coordinators[cached]
             if node in self.brokers:
                 return self.brokers[node]
+        context = _coordinator_context(key, key_type)
 
         async def once() -> BrokerInfo:
             def build(version: int) -> FindCoordinatorRequest:
                 if version >= 4:
-                    return FindCoordinatorRequest(key_type=0, coordinator_keys=[group_id])
-                return FindCoordinatorRequest(key=group_id, key_type=0)
+                    return FindCoordinatorRequest(key_type=key_type, coordinator_keys=[key])
+                if version < 1 and key_type != KEY_TYPE_GROUP:
+                    raise KafkaResponseError(Err.UNSUPPORTED_VERSION, "the broker finds only "
+                                             "group coordinators (FindCoordinator v0)", context)
+                return FindCoordinatorRequest(key=key, key_type=key_type)
             response, version = await self._call(await self._any_node(), _FIND_COORDINATOR,
                                                  build, FindCoordinatorResponse)
             if version >= 4:
@@ -345,22 +368,23 @@ class Cluster:
             else:
                 code, message = response.error_code, response.error_message
                 node_id, host, port = response.node_id, response.host, response.port
-            _check(code, message, f"group {group_id!r}")
+            _check(code, message, context)
             broker = BrokerInfo(node_id, host, port, self.brokers.get(node_id, BrokerInfo(
                 node_id, host, port)).rack)
             self.brokers[node_id] = broker
-            self._coordinators[group_id] = node_id
+            self._coordinators[cached] = node_id
             return broker
         return await self._retrying(once)
 
-    async def _with_coordinator(self, group_id: str, op: Callable[[int], Awaitable[T]]) -> T:
+    async def _with_coordinator(self, key: str, op: Callable[[int], Awaitable[T]], *,
+                                key_type: int = KEY_TYPE_GROUP) -> T:
         """Run `op(coordinator node id)`, finding the coordinator again on NOT_COORDINATOR
         and the like."""
         refresh = False
 
         async def once() -> T:
             nonlocal refresh
-            broker = await self.find_coordinator(group_id, refresh=refresh)
+            broker = await self.find_coordinator(key, key_type=key_type, refresh=refresh)
             refresh = False
             try:
                 return await op(broker.node_id)
@@ -381,6 +405,10 @@ class _Fatal(Exception):
     def __init__(self, error: KafkaResponseError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _coordinator_context(key: str, key_type: int) -> str:
+    return f"transactional id {key!r}" if key_type == KEY_TYPE_TRANSACTION else f"group {key!r}"
 
 
 def _parse_address(text: str) -> tuple[str, int]:

@@ -52,12 +52,7 @@ class Fetcher(Cluster):
         """Per partition (default: all of the topic's): the offset for `spec` — EARLIEST,
         LATEST or a timestamp in ms (the first offset whose timestamp is at or after it; -1
         when there is none)."""
-        info = await self.topic(topic)
-        wanted = sorted(info.partitions) if partitions is None else sorted(set(partitions))
-        for p in wanted:
-            if p not in info.partitions:
-                raise ValueError(f"topic {topic!r} has no partition {p} "
-                                 f"(it has {len(info.partitions)})")
+        wanted = await self._partitions_of(topic, partitions)
         out: dict[int, OffsetAndTimestamp] = {}
 
         async def once() -> dict[int, OffsetAndTimestamp]:

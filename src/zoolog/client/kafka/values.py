@@ -1,5 +1,6 @@
 """The values the client takes and returns: topic partitions, brokers, topic and cluster
-metadata, records produced and consumed, offsets, configs, groups.
+metadata, records produced and consumed, offsets, configs, groups, transactions and the
+producers of a partition.
 
 Owns plain immutable-ish data (NamedTuples and slotted dataclasses) and `topic_id_text`.
 Never: I/O, requests, or behaviour beyond derived properties.
@@ -149,6 +150,45 @@ class GroupDescription:
     protocol: str
     members: list[GroupMember]
     coordinator: BrokerInfo | None
+
+
+class ListedTransaction(NamedTuple):
+    transactional_id: str
+    producer_id: int
+    state: str
+    """Kafka's name: Empty, Ongoing, PrepareCommit, PrepareAbort, CompleteCommit,
+    CompleteAbort, PrepareEpochFence."""
+    coordinator_id: int
+    """The broker whose ListTransactions answer listed it (its coordinator)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionDescription:
+    transactional_id: str
+    error: KafkaResponseError | None
+    """Why the coordinator could not describe it (TRANSACTIONAL_ID_NOT_FOUND, ...); the
+    other fields are then the defaults."""
+    state: str = ""
+    producer_id: int = -1
+    producer_epoch: int = -1
+    timeout_ms: int = 0
+    start_timestamp_ms: int = -1
+    """When the open transaction began (-1: none is open)."""
+    partitions: tuple[TopicPartition, ...] = ()
+    """The partitions in the open (or deciding) transaction."""
+    coordinator: BrokerInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerState:
+    """One active producer of a partition (DescribeProducers); -1 where there is none."""
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp_ms: int
+    coordinator_epoch: int
+    current_txn_start_offset: int
+    """The first offset of its open transaction in this partition (-1: none open)."""
 
 
 def topic_id_text(topic_id: bytes) -> str:

@@ -22,9 +22,14 @@ CLIENT_VERSIONS: dict[int, tuple[int, int]] = {
     18: (0, 4),    # ApiVersions
     19: (2, 7),    # CreateTopics
     20: (1, 6),    # DeleteTopics: topics array from v6
+    22: (0, 4),    # InitProducerId: PRODUCER_FENCED from v4 (KIP-588)
+    27: (0, 1),    # WriteTxnMarkers
     32: (1, 4),    # DescribeConfigs: config_source from v1
     42: (0, 2),    # DeleteGroups
     44: (0, 1),    # IncrementalAlterConfigs
+    61: (0, 0),    # DescribeProducers
+    65: (0, 0),    # DescribeTransactions
+    66: (0, 1),    # ListTransactions: duration_filter from v1
 }
 """api_key -> (lowest, highest) version this client speaks."""
 
@@ -44,6 +49,11 @@ _DESCRIBE_GROUPS = 15
 _LIST_GROUPS = 16
 _CREATE_TOPICS = 19
 _DELETE_TOPICS = 20
+_INIT_PRODUCER_ID = 22
+_WRITE_TXN_MARKERS = 27
 _DESCRIBE_CONFIGS = 32
 _DELETE_GROUPS = 42
 _INCREMENTAL_ALTER_CONFIGS = 44
+_DESCRIBE_PRODUCERS = 61
+_DESCRIBE_TRANSACTIONS = 65
+_LIST_TRANSACTIONS = 66
