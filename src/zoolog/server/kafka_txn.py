@@ -10,7 +10,8 @@
 - TxnOffsetCommit is verified (the group's `__consumer_offsets` partition must be in the
   producer's ongoing transaction, at its epoch) and handed to the group coordinator;
 - its outputs: `Reply` -> the response; `Persist` -> one record appended to its
-  `__transaction_state` partition and fsynced, then `persisted`; `WriteMarkers` -> a
+  `__transaction_state` partition and fsynced, then `persisted` (a Complete* record is not
+  waited for: a restart completes the transaction again from its Prepare* record); `WriteMarkers` -> a
   control batch appended to each partition of the transaction, all fsynced (a Complete*
   state is never durable before its markers), the group coordinator told of markers in
   `__consumer_offsets`, then `markers_written`;
@@ -282,6 +283,10 @@ class TxnRuntime:
         partition = self.node._broker.partition(TRANSACTION_STATE, persist.partition)
         now = now_ms()
         partition.append_records(coordinator_batch([(persist.key, persist.value)], now), now)
+        if not persist.sync:  # a Complete* record: a restart redoes it from Prepare*
+            self.txns.persisted(persist, now)
+            self.drain()
+            return
 
         def done(_: asyncio.Future[None]) -> None:
             self.txns.persisted(persist, now_ms())

@@ -196,15 +196,11 @@ def test_end_decides_then_writes_markers_then_completes(commit: bool) -> None:
     _tid, entry = decode(persist.key, persist.value)
     assert entry is not None and entry.state is (S.PREPARE_COMMIT if commit else S.PREPARE_ABORT)
     assert h.answer(token) is None and h.pending_markers == []
-    # durable: the answer, then the markers, in that order
+    # durable: the markers; the answer waits for the transaction to complete
     h.pending.pop(0)
     h.coord.persisted(persist, h.now)
-    out = h.coord.take_output()
-    assert [type(o) for o in out] == [Reply, WriteMarkers]
-    reply, write = out
-    assert isinstance(reply, Reply) and isinstance(write, WriteMarkers)
-    response: Any = reply.response
-    assert reply.token == token and response.error_code == Err.NONE
+    [write] = h.coord.take_output()
+    assert isinstance(write, WriteMarkers)
     assert (write.transactional_id, write.producer_id, write.producer_epoch, write.commit,
             write.partitions) == ("tid", 1000, 0, commit, (("t", 2), ("u", 1)))
     assert h.meta("tid").state is (S.PREPARE_COMMIT if commit else S.PREPARE_ABORT)
@@ -216,7 +212,10 @@ def test_end_decides_then_writes_markers_then_completes(commit: bool) -> None:
     assert (entry.state, entry.partitions) == (
         S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT, frozenset())
     h.coord.persisted(done, h.now)
-    assert h.coord.take_output() == []
+    [reply] = h.coord.take_output()
+    assert isinstance(reply, Reply)
+    response: Any = reply.response
+    assert reply.token == token and response.error_code == Err.NONE
     meta = h.meta("tid")
     assert (meta.state, meta.partitions) == (entry.state, set())
 
@@ -224,18 +223,21 @@ def test_end_decides_then_writes_markers_then_completes(commit: bool) -> None:
 def test_end_retries_and_mismatches() -> None:
     h = Harness(auto_markers=False)
     pid, epoch = h.begin("tid")
-    assert h.code(h.end("tid", pid, epoch, commit=True)) == Err.NONE
+    first = h.end("tid", pid, epoch, commit=True)
+    assert h.answer(first) is None  # answered once the transaction is complete
     # PrepareCommit: the same decision waits, the other one is invalid
     assert h.code(h.end("tid", pid, epoch, commit=True)) == Err.CONCURRENT_TRANSACTIONS
     assert h.code(h.end("tid", pid, epoch, commit=False)) == Err.INVALID_TXN_STATE
     h.write_markers()
+    assert h.code(first) == Err.NONE
     assert h.code(h.end("tid", pid, epoch, commit=True)) == Err.NONE
     assert h.code(h.end("tid", pid, epoch, commit=False)) == Err.INVALID_TXN_STATE
     h.add_codes("tid", pid, epoch, {"t": [0]})
-    assert h.code(h.end("tid", pid, epoch, commit=False)) == Err.NONE
+    abort = h.end("tid", pid, epoch, commit=False)
     assert h.code(h.end("tid", pid, epoch, commit=False)) == Err.CONCURRENT_TRANSACTIONS
     assert h.code(h.end("tid", pid, epoch, commit=True)) == Err.INVALID_TXN_STATE
     h.write_markers()
+    assert h.code(abort) == Err.NONE
     assert h.code(h.end("tid", pid, epoch, commit=False)) == Err.NONE
     assert h.code(h.end("tid", pid, epoch, commit=True)) == Err.INVALID_TXN_STATE
     assert len(h.markers) == 2  # a retry never writes markers again
@@ -289,10 +291,11 @@ def test_end_during_an_epoch_fence_is_fenced_even_with_the_new_epoch() -> None:
 def test_stale_markers_written_are_ignored() -> None:
     h = Harness(auto_markers=False)
     pid, epoch = h.begin("tid")
-    h.end("tid", pid, epoch, commit=True)
+    token = h.end("tid", pid, epoch, commit=True)
     [write] = h.pending_markers
     h.coord.load(h.coord.partition_for("tid"), h.log[h.coord.partition_for("tid")], h.now)
-    [again] = h.coord.take_output()
+    reply, again = h.coord.take_output()
+    assert isinstance(reply, Reply) and reply.token == token  # decided: the answer stands
     assert isinstance(again, WriteMarkers) and again is not write
     h.coord.markers_written(write, h.now)  # the old one: nothing happens
     assert h.coord.take_output() == []

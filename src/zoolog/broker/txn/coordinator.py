@@ -33,8 +33,13 @@ The runtime drives it:
 
 Order of effects: persist -> apply -> reply -> next step. One transactional id has at most
 one transition in flight (its `pending`): any request for it meanwhile is answered
-CONCURRENT_TRANSACTIONS (retriable). EndTxn is answered once its Prepare* record is
-durable (before the markers, as in Kafka).
+CONCURRENT_TRANSACTIONS (retriable). EndTxn is answered once the transaction is complete:
+its markers and its Complete* record durable. Kafka answers as soon as the Prepare* record
+is durable; its producer's next AddPartitionsToTxn then meets CONCURRENT_TRANSACTIONS
+while the markers are written and backs off (librdkafka and the Java client wait about 20
+ms), which caps a producer of small transactions at a few dozen per second. On one node
+the markers cost a few fsyncs, so zoolog waits for them and the next transaction starts at
+once.
 
 Fencing: InitProducerId over an Ongoing transaction, the timeout and `abort` bump the
 epoch in memory (Ongoing -> PrepareEpochFence, never written, as in Kafka), then persist
@@ -137,6 +142,8 @@ class TransactionCoordinator:
         self._known_partition = known_partition
         self._txns: dict[str, TransactionMetadata] = {}
         self._markers: dict[str, WriteMarkers] = {}
+        self._end_replies: dict[str, list[Reply]] = {}
+        """EndTxn answers waiting for their transaction to complete (by transactional id)."""
         self._output: list[Output] = []
         self._next_check_ms: int | None = None
         self._loaded: set[int] = set()
@@ -213,6 +220,7 @@ class TransactionCoordinator:
         for tid in [t for t in self._txns if self.partition_for(t) == partition]:
             del self._txns[tid]
             self._markers.pop(tid, None)
+            self._output.extend(self._end_replies.pop(tid, []))  # decided: they stand
         last: dict[str, TxnLogEntry | None] = {}
         for key, value in records:
             try:
@@ -355,7 +363,9 @@ class TransactionCoordinator:
             code = Err.CONCURRENT_TRANSACTIONS
         elif meta.state is _S.ONGOING:
             target = meta.target(_S.PREPARE_COMMIT if commit else _S.PREPARE_ABORT, now_ms)
-            self._persist(meta, target, [Reply(token, EndTxnResponse(error_code=Err.NONE))])
+            self._end_replies.setdefault(tid, []).append(
+                Reply(token, EndTxnResponse(error_code=Err.NONE)))
+            self._persist(meta, target, [])
             return
         else:
             code = _END_TXN_RETRY.get((meta.state, commit), Err.INVALID_TXN_STATE)
@@ -498,12 +508,12 @@ class TransactionCoordinator:
                                                   producer_epoch=NO_PRODUCER_EPOCH))
 
     def _persist(self, meta: TransactionMetadata, target: TxnLogEntry,
-                 replies: list[Reply]) -> None:
+                 replies: list[Reply], sync: bool = True) -> None:
         meta.prepare(target)
         tid = meta.transactional_id
         value = None if target.state is _S.DEAD else encode_value(target)
         self._output.append(Persist(self.partition_for(tid), encode_key(tid), value, replies,
-                                    tid, meta, target))
+                                    tid, meta, target, sync))
 
     def _check_adding(self, tid: str, producer_id: int, producer_epoch: int
                       ) -> tuple[int, TransactionMetadata | None]:
@@ -559,7 +569,8 @@ class TransactionCoordinator:
 
     def _complete(self, meta: TransactionMetadata, now_ms: int) -> None:
         state = _S.COMPLETE_COMMIT if meta.state is _S.PREPARE_COMMIT else _S.COMPLETE_ABORT
-        self._persist(meta, meta.target(state, now_ms, partitions=frozenset()), [])
+        self._persist(meta, meta.target(state, now_ms, partitions=frozenset()),
+                      self._end_replies.pop(meta.transactional_id, []), sync=False)
 
 
 _END_TXN_RETRY: dict[tuple[TxnState, bool], int] = {

@@ -40,6 +40,11 @@ class Persist:
     transactional_id: str
     _meta: TransactionMetadata = field(repr=False)
     _target: TxnLogEntry = field(repr=False)
+    sync: bool = True
+    """The record must be durable before `persisted`. False for a Complete* record: if a
+    crash loses it, the restart finds the Prepare* record and completes the transaction
+    again (markers are harmless twice), so the runtime may call `persisted` as soon as the
+    record is appended; a later fsync of the partition makes it durable in log order."""
 
 
 @dataclass(eq=False, frozen=True, slots=True)
