@@ -30,7 +30,7 @@ from pathlib import Path
 import confluent_kafka as ck
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kafka_bench import STARTERS, Result, Server, create_topic, measured  # noqa: E402
+from kafka_bench import STARTERS, Result, Server, create_topic, measured
 
 RECORD = b"x" * 1024
 COMMON = {"acks": "all", "linger.ms": 5, "batch.size": 262144, "log_level": 0,
