@@ -486,8 +486,10 @@ class ClassicGroup:
     # -- offsets -----------------------------------------------------------------------
 
     def validate_offset_commit(self, member_id: str, instance_id: str | None,
-                               generation_id: int) -> int:
-        """Kafka's `ClassicGroup.validateOffsetCommit` (non-transactional)."""
+                               generation_id: int, *, transactional: bool = False) -> int:
+        """Kafka's `ClassicGroup.validateOffsetCommit`. A transactional commit
+        (TxnOffsetCommit) with neither member id nor generation is accepted whatever the
+        state (v0-2 carry neither), and is not refused in CompletingRebalance."""
         if self.state is GroupState.DEAD:
             return Err.COORDINATOR_NOT_AVAILABLE
         if generation_id < 0 and self.state is GroupState.EMPTY:
@@ -498,9 +500,9 @@ class ClassicGroup:
                 return error
             if generation_id != self.generation_id:
                 return Err.ILLEGAL_GENERATION
-        elif self.state is not GroupState.EMPTY:
+        elif not transactional and self.state is not GroupState.EMPTY:
             return Err.UNKNOWN_MEMBER_ID
-        if self.state is GroupState.COMPLETING_REBALANCE:
+        if not transactional and self.state is GroupState.COMPLETING_REBALANCE:
             return Err.REBALANCE_IN_PROGRESS
         return Err.NONE
 

@@ -1,7 +1,7 @@
 """The offset requests: OffsetCommit (validated against the group's generation, persisted
 before it is answered), TxnOffsetCommit (a transaction's offsets, pending until its
 marker), OffsetFetch (require_stable: UNSTABLE_OFFSET_COMMIT while a transaction holds the
-partition) and OffsetDelete.
+partition or an offset write to it is not durable yet) and OffsetDelete.
 
 Owns `OffsetHandlers` (part of `GroupCoordinator`). Offsets become visible only when
 their records are durable (`GroupCoordinator.persisted`). Never: I/O, storing offsets
@@ -82,18 +82,21 @@ class OffsetHandlers(CoordinatorState):
         to OffsetFetch; UNSTABLE_OFFSET_COMMIT with require_stable) until its COMMIT marker
         makes them the group's committed offsets, or its ABORT marker drops them. v3+
         carries the consumer's generation and member id, checked like OffsetCommit's when
-        given (Kafka's KIP-447 fencing of zombie consumers)."""
+        given (Kafka's KIP-447 fencing of zombie consumers); without them, as in v0-2, the
+        commit is accepted whatever the group's state (Kafka's
+        `validateTransactionalOffsetCommit`)."""
         self._clock(now_ms)
         group_id = request.group_id
+        generation = request.generation_id if version >= 3 else -1
+        member_id = request.member_id if version >= 3 else ""
+        instance_id = request.group_instance_id if version >= 3 else None
         group = self._groups.get(group_id)
-        error = Err.NONE
-        if version >= 3 and request.generation_id >= 0 and group is not None:
-            error = group.validate_offset_commit(request.member_id, request.group_instance_id,
-                                                 request.generation_id)
-        elif version >= 3 and request.generation_id >= 0 and group is None:
-            error = Err.ILLEGAL_GENERATION
-        if group is not None and group.is_in(_S.DEAD):
-            error = Err.COORDINATOR_NOT_AVAILABLE
+        if group is None:
+            # No generation: a simple group, created when the records are durable.
+            error = Err.NONE if generation < 0 else Err.ILLEGAL_GENERATION
+        else:
+            error = group.validate_offset_commit(member_id, instance_id, generation,
+                                                 transactional=True)
         if error != Err.NONE:
             self._reply(token, _txn_commit_response(request, lambda _p: error))
             return
@@ -184,7 +187,10 @@ class OffsetHandlers(CoordinatorState):
 
         def entry(topic: str, partition: int,
                   value: OffsetAndMetadata | None) -> tuple[int, int, int, str, int]:
-            if require_stable and offsets.has_pending_transactional(group_id, topic, partition):
+            if require_stable and (offsets.has_pending_transactional(group_id, topic, partition)
+                                   or offsets.has_write_in_flight(group_id, topic, partition)):
+                # Kafka's `hasPendingOffsetCommitsForTopicPartition`: a transaction's offset
+                # before its marker, or any offset whose record is not durable yet.
                 return partition, -1, -1, "", Err.UNSTABLE_OFFSET_COMMIT
             if value is None:
                 return partition, -1, -1, "", Err.NONE

@@ -7,11 +7,19 @@ the log but are not yet durable (`begin_write`/`end_write`): retention leaves th
 partitions alone, and deletions write a tombstone for them too, so a commit in flight is
 neither expired behind its own back nor left alive by a DeleteGroups that came after it.
 
-Pending transactional offsets (TxnOffsetCommit, the next step) get their own place:
-per group and producer id, the offsets that become committed when the transaction commits
-and vanish when it aborts (`add_pending_transactional`, `complete_transaction`). While any
-exists for a partition, OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT
-for it, retention keeps the partition and deletions tombstone it.
+Pending transactional offsets (TxnOffsetCommit) get their own place: per group and
+producer id, the offsets that become committed when the transaction commits and vanish
+when it aborts (`add_pending_transactional`, `complete_transaction`). While any exists for
+a partition, OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT for it,
+retention keeps the partition and deletions tombstone it.
+
+Log order: every durable offset (`put`, `add_pending_transactional`) is stamped with the
+next number of a counter, so stamps follow the log of each `__consumer_offsets` partition
+(the coordinator applies a partition's records in log order, live and in `load`). At
+COMMIT a transaction's offset replaces the committed one only if its record is the later
+of the two (Kafka's `replayEndTransactionMarker` compares record offsets): a plain
+OffsetCommit written after the transaction's record wins, and of two transactions the
+later record wins whichever commits first.
 
 Retention follows Kafka 2.1+ (KIP-211, `OffsetExpirationConditionImpl`): an offset with an
 explicit expire timestamp (OffsetCommit v2-4 `retention_time_ms`) expires at that time;
@@ -56,12 +64,21 @@ class OffsetAndMetadata:
 class OffsetStore:
     """Durable committed offsets, writes in flight, and pending transactional offsets."""
 
-    __slots__ = ("_in_flight", "_offsets", "_pending_txn")
+    __slots__ = ("_in_flight", "_last_stamp", "_offsets", "_pending_txn", "_stamps")
 
     def __init__(self) -> None:
         self._offsets: dict[str, dict[str, dict[int, OffsetAndMetadata]]] = {}
+        self._stamps: dict[str, dict[TopicPartitionKey, int]] = {}
+        """The log-order stamp of each durable offset in `_offsets`."""
+        self._last_stamp = 0
         self._in_flight: dict[str, dict[TopicPartitionKey, int]] = {}
-        self._pending_txn: dict[str, dict[int, dict[TopicPartitionKey, OffsetAndMetadata]]] = {}
+        self._pending_txn: dict[
+            str, dict[int, dict[TopicPartitionKey, tuple[int, OffsetAndMetadata]]]] = {}
+        """group -> producer id -> (topic, partition) -> (stamp, offset)."""
+
+    def _next_stamp(self) -> int:
+        self._last_stamp += 1
+        return self._last_stamp
 
     # -- durable offsets ---------------------------------------------------------------
 
@@ -73,7 +90,13 @@ class OffsetStore:
         return None if partitions is None else partitions.get(partition)
 
     def put(self, group: str, topic: str, partition: int, value: OffsetAndMetadata) -> None:
+        """The offset's record is durable, after every record already applied."""
+        self._store(group, topic, partition, value, self._next_stamp())
+
+    def _store(self, group: str, topic: str, partition: int, value: OffsetAndMetadata,
+               stamp: int) -> None:
         self._offsets.setdefault(group, {}).setdefault(topic, {})[partition] = value
+        self._stamps.setdefault(group, {})[(topic, partition)] = stamp
 
     def delete(self, group: str, topic: str, partition: int) -> bool:
         """Forget one offset; False if there was none."""
@@ -83,6 +106,10 @@ class OffsetStore:
         partitions = topics.get(topic)
         if partitions is None or partitions.pop(partition, None) is None:
             return False
+        stamps = self._stamps[group]
+        del stamps[(topic, partition)]
+        if not stamps:
+            del self._stamps[group]
         if not partitions:
             del topics[topic]
             if not topics:
@@ -141,11 +168,13 @@ class OffsetStore:
     def add_pending_transactional(
         self, group: str, producer_id: int, topic: str, partition: int, value: OffsetAndMetadata
     ) -> None:
+        """The transaction's record is durable, after every record already applied."""
         by_producer = self._pending_txn.setdefault(group, {})
-        by_producer.setdefault(producer_id, {})[(topic, partition)] = value
+        by_producer.setdefault(producer_id, {})[(topic, partition)] = (self._next_stamp(), value)
 
     def complete_transaction(self, group: str, producer_id: int, *, commit: bool) -> None:
-        """The transaction's marker is durable: its offsets become committed, or vanish."""
+        """The transaction's marker is durable: its offsets vanish, or become committed
+        where no later record committed one (see the module docstring)."""
         by_producer = self._pending_txn.get(group)
         if by_producer is None:
             return
@@ -153,8 +182,10 @@ class OffsetStore:
         if not by_producer:
             del self._pending_txn[group]
         if commit and pending:
-            for (topic, partition), value in pending.items():
-                self.put(group, topic, partition, value)
+            stamps = self._stamps.get(group, {})
+            for (topic, partition), (stamp, value) in pending.items():
+                if stamp > stamps.get((topic, partition), 0):
+                    self._store(group, topic, partition, value, stamp)
 
     def discard_pending_transactional(self, group: str, topic: str, partition: int) -> None:
         """A tombstone for the partition is durable: no transaction's offset for it is left."""
