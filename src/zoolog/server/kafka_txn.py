@@ -12,9 +12,9 @@
 - its outputs: `Reply` -> the response; `Persist` -> one record appended to its
   `__transaction_state` partition and fsynced, then `persisted` (a Complete* record is not
   waited for: a restart completes the transaction again from its Prepare* record);
-  `WriteMarkers` -> a control batch appended to each partition of the transaction, all fsynced (a Complete*
-  state is never durable before its markers), the group coordinator told of markers in
-  `__consumer_offsets`, then `markers_written`;
+  `WriteMarkers` -> a control batch appended to each partition of the transaction, all
+  fsynced (a Complete* state is never durable before its markers), the group coordinator
+  told of markers in `__consumer_offsets`, then `markers_written`;
 - WriteTxnMarkers (the inter-broker API; `zoolog txn abort --producer-id` for a hanging
   transaction, like kafka-transactions.sh) writes markers through the same path.
 
