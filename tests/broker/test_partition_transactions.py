@@ -138,6 +138,20 @@ def test_markers_with_an_older_epoch_are_refused_and_a_bumped_one_fences() -> No
     assert caught.value.code == Err.INVALID_PRODUCER_EPOCH
 
 
+def test_a_marker_from_an_older_coordinator_epoch_is_fenced() -> None:
+    broker = new_broker(topic_info("t"))
+    p = broker.partition("t", 0)
+    append(broker, "t", txn(7, 0))
+    p.write_marker(7, 0, 5, commit=True, now_ms=START_MS)
+    append(broker, "t", txn(7, 2))
+    with pytest.raises(KafkaError) as caught:
+        p.write_marker(7, 0, 4, commit=False, now_ms=START_MS)
+    assert caught.value.code == Err.TRANSACTION_COORDINATOR_FENCED
+    assert p.last_stable_offset == 3  # still open
+    p.write_marker(7, 0, 5, commit=False, now_ms=START_MS)
+    assert aborted_of(p) == [AbortedTxn(7, 3, 5, 6)]
+
+
 def test_a_marker_without_data_changes_nothing() -> None:
     broker = new_broker(topic_info("t"))
     p = broker.partition("t", 0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.logstore.helpers import all_headers, batch, log_batches, prepared, small
 from zoolog.logstore.log_config import LogConfig
 from zoolog.logstore.log_manager import LogManager
@@ -75,3 +77,32 @@ def test_manager_on_disk(tmp_path: Path) -> None:
     assert log2 is not None and log2.log_end_offset == 2
     assert not (tmp_path / ".kafka_cleanshutdown").exists()
     fs2.close_all()
+
+
+def test_fsync_skips_files_unchanged_since_their_last_fsync(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    fs = OsLogFileSystem(tmp_path)
+    fs.make_dir("t-0")
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(fd), real(fd)))
+    fs.append("t-0/a", [b"one"])
+    fs.fsync("t-0/a")
+    fs.fsync("t-0/a")                      # nothing new: skipped
+    assert len(synced) == 1
+    fs.append("t-0/a", [b"two"])
+    fs.fsync("t-0/a")                      # appended: synced
+    fs.truncate("t-0/a", 2)
+    fs.fsync("t-0/a")                      # truncated: synced
+    assert len(synced) == 3
+    fs.rename("t-0/a", "t-0/b")            # the descriptor (and what it synced) moves
+    fs.fsync("t-0/b")
+    assert len(synced) == 3
+    fs.close("t-0/b")
+    fs.append("t-0/c", [b"x"])             # may reuse the closed descriptor's number
+    fs.fsync("t-0/c")
+    assert len(synced) == 4
+    fs.fsync("t-0/b")                      # not kept open: always synced
+    assert len(synced) == 5
+    assert fs.read("t-0/c", 0, 1) == b"x"

@@ -160,12 +160,20 @@ class Partition:
         appendEndTxnMarker). A marker with an epoch older than the producer's current one is
         refused (INVALID_PRODUCER_EPOCH); a marker for a producer with no open transaction
         here (nothing was produced, or the marker is written again after a restart) is
-        appended all the same and changes nothing."""
+        appended all the same and changes nothing. A marker from an older coordinator
+        epoch than the last one seen for that producer is TRANSACTION_COORDINATOR_FENCED
+        (a deposed coordinator; on one node the epoch is always 0, `zoolog txn abort` may
+        send another)."""
         entry = self.producers.entries.get(producer_id)
         if entry is not None and producer_epoch < entry.producer_epoch:
             raise KafkaError(Err.INVALID_PRODUCER_EPOCH,
                              f"marker epoch {producer_epoch} of producer {producer_id} is "
                              f"older than its current epoch {entry.producer_epoch}")
+        if entry is not None and coordinator_epoch < entry.coordinator_epoch:
+            raise KafkaError(Err.TRANSACTION_COORDINATOR_FENCED,
+                             f"marker of producer {producer_id} from coordinator epoch "
+                             f"{coordinator_epoch}, older than {entry.coordinator_epoch}: a "
+                             f"newer transaction coordinator wrote here")
         first = entry.txn_first_offset if entry is not None else -1
         view = memoryview(bytearray(rb.control_batch(
             commit=commit, producer_id=producer_id, producer_epoch=producer_epoch,
