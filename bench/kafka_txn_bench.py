@@ -47,6 +47,10 @@ def idempotent_load(server: Server, seconds: float, topic: str) -> Result:
         if err is None:
             delivered[0] += 1
 
+    producer.produce(topic, RECORD)  # the producer id and the leader first
+    if producer.flush(30) != 0:
+        raise ck.KafkaException(ck.KafkaError(ck.KafkaError._TIMED_OUT,
+                                              "the first record was not delivered"))
     warm = time.monotonic() + 1.0
     while time.monotonic() < warm:
         try:
