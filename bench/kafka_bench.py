@@ -54,7 +54,9 @@ from pathlib import Path
 
 import confluent_kafka as ck
 
-TICKS = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procstat import cpu_seconds, process_tree, rss_bytes
+
 TOPIC = "bench"
 
 
@@ -71,35 +73,6 @@ def wait_port(port: int, timeout_s: float = 60) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {port}")
-
-
-def process_tree(pid: int) -> list[int]:
-    out = [pid]
-    with contextlib.suppress(OSError):
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
-            for child in children:
-                out.extend(process_tree(int(child)))
-    return out
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / TICKS
-
-
-def rss_bytes(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-    return total
 
 
 @dataclass

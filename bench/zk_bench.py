@@ -4,15 +4,20 @@
     python bench/zk_bench.py --quick    # 2 s per workload
     python bench/zk_bench.py --rounds 5 # each server five times, alternating; medians
                                         #   (what docs/BENCHMARKS.md records)
+    python bench/zk_bench.py --processes 2   # two load processes (takes CPU from the server)
     python bench/zk_bench.py --zoolog-args=--single-process   # zoolog in one process
 
 Both servers run fresh, one after the other on this machine, with durable writes (zoolog's
 default fsync; ZooKeeper's forceSync=yes). The load generator speaks the wire protocol
-directly (hand-built jute frames, pipelined, several processes), so it is not the bottleneck a
-kazoo client would be. Workloads: getData, exists, getChildren (100 children), setData
-(100-byte values), create (sequential, 100 bytes), mixed (90% getData, 10% setData).
-Prints ops/s for each server, the ratio zoolog / ZooKeeper, and latency percentiles.
-ZooKeeper is started from Debian's `zookeeper` package (/usr/share/java/zookeeper.jar).
+directly (hand-built jute frames, pipelined) in ONE process by default, as a user's
+machine would leave the server the rest: on 2 cores a second load process takes CPU that
+ZooKeeper's threads would otherwise use. Workloads: getData, exists, getChildren (100
+children), setData (100-byte values), create (sequential, 100 bytes), mixed (90% getData,
+10% setData). For each server and workload it prints ops/s, latency p50/p99/p99.9, the
+server's CPU per operation (user+sys of all its processes and threads, from /proc, over the
+measured interval) and the cores it and the load generator used; every round's ops/s; then
+medians of the rounds and the ratios zoolog / ZooKeeper. ZooKeeper is started from Debian's
+`zookeeper` package (/usr/share/java/zookeeper.jar).
 """
 
 from __future__ import annotations
@@ -20,16 +25,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import shlex
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procstat import cpu_seconds, process_tree
 
 NODES = 100
 VALUE = b"v" * 100
@@ -149,12 +159,13 @@ class LoadConnection(asyncio.Protocol):
             self._send(replies)
 
 
-def _worker(port: int, workload: str, connections: int, outstanding: int, warmup_s: float,
-            duration_s: float, out: multiprocessing.Queue[tuple[int, int, list[float]]]) -> None:
+def _worker(port: int, workload: str, connections: int, outstanding: int,
+            measure_from_wall: float, duration_s: float,
+            out: multiprocessing.Queue[tuple[int, int, list[float]]]) -> None:
     async def main() -> tuple[int, int, list[float]]:
         loop = asyncio.get_running_loop()
-        start = time.perf_counter()
-        measure_from = start + warmup_s
+        now = time.perf_counter()
+        measure_from = now + max(0.0, measure_from_wall - time.time())
         stop_at = measure_from + duration_s
         requests = requests_for(workload)
         protos = []
@@ -166,7 +177,7 @@ def _worker(port: int, workload: str, connections: int, outstanding: int, warmup
                 "127.0.0.1", port)
             protos.append(proto)
             waiters.append(done)
-        await asyncio.wait_for(asyncio.gather(*waiters), warmup_s + duration_s + 60)
+        await asyncio.wait_for(asyncio.gather(*waiters), stop_at - now + 60)
         for proto in protos:
             assert proto.transport is not None
             proto.transport.close()
@@ -179,14 +190,25 @@ def _worker(port: int, workload: str, connections: int, outstanding: int, warmup
 
 
 def run_workload(port: int, workload: str, processes: int, connections: int,
-                 outstanding: int, warmup_s: float, duration_s: float) -> dict[str, float]:
+                 outstanding: int, warmup_s: float, duration_s: float,
+                 server_pid: int | None = None) -> dict[str, float]:
     out: multiprocessing.Queue[tuple[int, int, list[float]]] = multiprocessing.Queue()
     per_process = max(1, connections // processes)
+    measure_from = time.time() + 0.5 + warmup_s  # after the processes started and warmed up
     workers = [multiprocessing.Process(target=_worker, args=(
-        port, workload, per_process, outstanding, warmup_s, duration_s, out))
+        port, workload, per_process, outstanding, measure_from, duration_s, out))
         for _ in range(processes)]
     for w in workers:
         w.start()
+    server_cpu = load_cpu = 0.0
+    if server_pid is not None:
+        pids = process_tree(server_pid)
+        load_pids = [w.pid for w in workers if w.pid is not None]
+        time.sleep(max(0.0, measure_from - time.time()))
+        before, load_before = cpu_seconds(pids), cpu_seconds(load_pids)
+        time.sleep(duration_s)
+        server_cpu = cpu_seconds(pids) - before
+        load_cpu = cpu_seconds(load_pids) - load_before
     results = [out.get(timeout=warmup_s + duration_s + 120) for _ in workers]
     for w in workers:
         w.join()
@@ -200,7 +222,9 @@ def run_workload(port: int, workload: str, processes: int, connections: int,
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
 
     return {"ops": completed / duration_s, "errors": errors, "p50": pct(0.5), "p99": pct(0.99),
-            "p999": pct(0.999)}
+            "p999": pct(0.999),
+            "server_us_per_op": server_cpu / completed * 1e6 if completed else 0.0,
+            "server_cores": server_cpu / duration_s, "load_cores": load_cpu / duration_s}
 
 
 def _rpc(sock: socket.socket, frame: bytes) -> int:
@@ -267,6 +291,12 @@ def start_zookeeper(root: Path, port: int) -> subprocess.Popen[bytes]:
                                 stdout=log, stderr=subprocess.STDOUT)
 
 
+def describe(r: dict[str, float]) -> str:
+    return (f"{r['ops']:>9,.0f} ops/s  p50/p99/p99.9 {r['p50']:.2f}/{r['p99']:.2f}/"
+            f"{r['p999']:.2f} ms  server {r['server_us_per_op']:.1f} µs CPU/op "
+            f"({r['server_cores']:.2f} cores), load generator {r['load_cores']:.2f} cores")
+
+
 WORKLOADS = ["getData", "exists", "getChildren", "setData", "create", "mixed"]
 
 
@@ -277,7 +307,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--outstanding", type=int, default=32)
-    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="load-generator processes (default 1: the server gets the rest "
+                             "of the machine)")
     parser.add_argument("--server-warmup", type=float, default=8.0,
                         help="seconds of unmeasured mixed load before the workloads")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
@@ -305,28 +337,35 @@ def main() -> int:
                 run_workload(port, "mixed", args.processes, args.connections, args.outstanding,
                              0.0, server_warmup)
                 for w in workloads:
-                    runs[name][w].append(run_workload(
-                        port, w, args.processes, args.connections, args.outstanding, warmup,
-                        duration))
+                    result = run_workload(port, w, args.processes, args.connections,
+                                          args.outstanding, warmup, duration, proc.pid)
+                    runs[name][w].append(result)
+                    print(f"round {len(runs[name][w])} {name:>9} {w:<12} {describe(result)}",
+                          flush=True)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(30)
                 shutil.rmtree(root, ignore_errors=True)
 
     def median(samples: list[dict[str, float]]) -> dict[str, float]:
-        return sorted(samples, key=lambda r: r["ops"])[len(samples) // 2]
+        return {key: statistics.median(r[key] for r in samples) for key in samples[0]}
 
     results = {name: {w: median(r) for w, r in per.items()} for name, per in runs.items()}
-    print(f"{args.connections} connections x {args.outstanding} outstanding, "
-          f"{args.processes} load processes, {duration:.0f} s per workload after "
-          f"{server_warmup:.0f} s of warm-up, durable writes, median of {args.rounds} round(s)")
-    print(f"{'workload':<12} {'ZooKeeper ops/s':>16} {'zoolog ops/s':>14} {'ratio':>7}   "
-          f"{'ZK p50/p99 ms':>15} {'zoolog p50/p99 ms':>18}")
+    print(f"\n{args.connections} connections x {args.outstanding} outstanding, "
+          f"{args.processes} load process(es), {duration:.0f} s per workload after "
+          f"{server_warmup:.0f} s of warm-up, durable writes, medians of {args.rounds} "
+          f"round(s); {os.cpu_count()} CPUs")
     for w in workloads:
         zk, zl = results["zookeeper"][w], results["zoolog"][w]
         ratio = zl["ops"] / zk["ops"] if zk["ops"] else float("inf")
-        print(f"{w:<12} {zk['ops']:>16,.0f} {zl['ops']:>14,.0f} {ratio:>6.2f}x   "
-              f"{zk['p50']:>7.2f}/{zk['p99']:<7.2f} {zl['p50']:>9.2f}/{zl['p99']:<8.2f}"
+        cpu_ratio = (zl["server_us_per_op"] / zk["server_us_per_op"]
+                     if zk["server_us_per_op"] else float("inf"))
+        print(f"{w:<12} ZooKeeper {describe(zk)}")
+        print(f"{'':<12} zoolog    {describe(zl)}")
+        rounds = {name: ", ".join(format(r["ops"], ",.0f") for r in runs[name][w])
+                  for name in runs}
+        print(f"{'':<12} zoolog / ZooKeeper: {ratio:.2f}x ops/s, {cpu_ratio:.2f}x server CPU "
+              f"per op (rounds: ZooKeeper {rounds['zookeeper']}; zoolog {rounds['zoolog']})"
               + (f"  errors zk={zk['errors']:.0f} zoolog={zl['errors']:.0f}"
                  if zk["errors"] or zl["errors"] else ""))
     return 0
