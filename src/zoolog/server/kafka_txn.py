@@ -19,6 +19,13 @@
   transaction, like kafka-transactions.sh) writes markers through the same path.
 
 The produce path asks the coordinator's `verify_produce` through `Broker.verify_txn`.
+
+At start, once the coordinator is loaded, `resolve_hanging` aborts every transaction a
+partition holds open that the coordinator does not know as Ongoing with that partition (a
+hanging transaction: data whose AddPartitionsToTxn record never became durable, or written
+before verification existed). Kafka leaves those to an operator (kafka-transactions.sh
+find-hanging / abort); zoolog's coordinator is on the same node and knows every producer,
+so it writes the ABORT marker itself and says so in the log.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from zoolog.broker import topics_api
 from zoolog.broker.error_responses import error_response
 from zoolog.broker.metadata import CONSUMER_OFFSETS, TRANSACTION_STATE
 from zoolog.broker.partition import Partition
-from zoolog.broker.txn import TransactionCoordinator
+from zoolog.broker.txn import TransactionCoordinator, TxnState
 from zoolog.broker.txn.outputs import Persist, Reply, WriteMarkers
 from zoolog.protocol.kafka._generated.write_txn_markers import (
     WriteTxnMarkersRequest,
@@ -50,6 +57,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TXN_APIS = (24, 25, 26, 27, 28, 65, 66)
+_OPEN_STATES = frozenset({TxnState.ONGOING, TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT,
+                          TxnState.PREPARE_EPOCH_FENCE})
 TRANSACTION_STATE_SEGMENT_BYTES = 104_857_600
 """Kafka's transaction.state.log.segment.bytes."""
 
@@ -63,6 +72,8 @@ class TxnRuntime:
         self._timer = DeadlineTimer(lambda: self.coordinator.next_deadline_ms()
                                     if self.coordinator is not None else None, self._tick)
         self._creating: asyncio.Future[None] | None = None
+        self.resolved_hanging = 0
+        """Hanging transactions `resolve_hanging` aborted at start."""
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -84,6 +95,37 @@ class TxnRuntime:
         broker.verify_txn = self.coordinator.verify_produce
         if state is not None:
             self._load(len(state.partitions))
+        self.resolved_hanging = self.resolve_hanging()
+
+    def resolve_hanging(self) -> int:
+        """ABORT markers for open transactions the coordinator does not hold open there
+        (see the module docstring); returns how many were written."""
+        ongoing: dict[int, set[tuple[str, int]]] = {}
+        for meta in self.txns.transactions():
+            if meta.state in _OPEN_STATES:
+                ongoing[meta.producer_id] = set(meta.partitions)
+        written: dict[int, Partition] = {}
+        count = 0
+        for (topic, index), partition in list(self.node._broker.partitions.items()):
+            for entry in list(partition.producers.entries.values()):
+                if entry.txn_first_offset < 0:
+                    continue
+                if (topic, index) in ongoing.get(entry.producer_id, ()):
+                    continue
+                log.warning("aborting a hanging transaction in %s-%d: producer %d (epoch %d) "
+                            "opened it at offset %d and the transaction coordinator does not "
+                            "hold it open", topic, index, entry.producer_id,
+                            entry.producer_epoch, entry.txn_first_offset)
+                if self._write_marker(topic, index, entry.producer_id, entry.producer_epoch,
+                                      max(entry.coordinator_epoch, 0), False,
+                                      written) == Err.NONE:
+                    count += 1
+                    if topic == CONSUMER_OFFSETS:  # its pending offsets go
+                        self.node.group_runtime.transaction_completed(
+                            index, entry.producer_id, False)
+        if written:
+            self.node.flusher.flush(list(written.values()))
+        return count
 
     def _load(self, partitions: int) -> None:
         coordinator = self.txns
