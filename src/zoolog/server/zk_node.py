@@ -11,7 +11,8 @@ The only place with clocks and disk for the coordination service. It:
   `write` + `fdatasync` per batch runs in a worker thread, then the batch is applied in order
   and its replies go out (persist -> apply -> reply), while the next batch is being written;
 - runs the timers: session expiry each tick, container/TTL cleanup, snapshots every
-  `snap_count` txns;
+  `snap_count` txns (written by a forked child, `zk_snapshotter.py`, so the core never
+  stops for them);
 - answers four-letter words.
 """
 
@@ -24,7 +25,6 @@ import socket
 import time
 from typing import Any
 
-from zoolog.coord import snapshot
 from zoolog.coord.service import CoordService, Pending
 from zoolog.coord.txn import Txn
 from zoolog.protocol.zk._generated.jute_records import DeleteRequest
@@ -46,6 +46,7 @@ from zoolog.protocol.zk.opcodes import OpCode
 from zoolog.server import four_letter
 from zoolog.server.config import NodeConfig
 from zoolog.server.zk_front import InlineFront, ProcessFront
+from zoolog.server.zk_snapshotter import Snapshotter
 from zoolog.server.zk_storage import ZkStorage
 
 log = logging.getLogger("zoolog.zk")
@@ -75,6 +76,7 @@ class ZkNode:
         self.next_zxid = self.state.last_zxid + 1
         self.storage.open_log(self.next_zxid)
         self.txns_since_snapshot = recovery.replayed_txns
+        self.snapshotter = Snapshotter(self.storage)
         self.conns: dict[int, tuple[str, int]] = {}
         """Client connections the front reported open: conn_id -> peer address."""
         self.paused: set[int] = set()
@@ -129,6 +131,7 @@ class ZkNode:
             self._listener.close()
         while self._flushing or self._batch:
             await asyncio.sleep(0.01)
+        await self.snapshotter.wait()
         self.storage.close()
 
     # ------------------------------------------------------------------ events from the front
@@ -277,11 +280,15 @@ class ZkNode:
         self._deliver(commands)
 
     def take_snapshot(self) -> None:
-        """Snapshot the applied state and start a new log segment after it."""
+        """Start a new log segment and snapshot the applied state as of its last txn, in a
+        forked child (`zk_snapshotter.py`); if the previous snapshot is still being written,
+        the next batch tries again."""
+        if self.snapshotter.running:
+            return
         zxid = self.state.last_zxid
-        self.storage.write_snapshot(snapshot.encode(self.state), zxid)
         self.storage.open_log(self.next_zxid)
         self.txns_since_snapshot = 0
+        self.snapshotter.take(self.state, zxid)
 
     # ------------------------------------------------------------------ timers
 

@@ -228,6 +228,13 @@ class ZkStorage:
 
     def write_snapshot(self, data: bytes, zxid: int) -> Path:
         """Atomically write a snapshot (temp file, fsync, rename, fsync dir); prune old ones."""
+        final = self.write_snapshot_file(data, zxid)
+        self.prune(zxid)
+        return final
+
+    def write_snapshot_file(self, data: bytes, zxid: int) -> Path:
+        """Write `snapshot.<zxid>` atomically (temp file, fsync, rename, fsync dir) and
+        nothing else: safe in a forked child (see `zk_snapshotter.py`)."""
         final = self.dir / f"snapshot.{zxid:016x}"
         temp = final.with_name(final.name + ".tmp")
         with open(temp, "wb") as handle:
@@ -236,8 +243,14 @@ class ZkStorage:
             os.fsync(handle.fileno())
         os.replace(temp, final)
         _fsync_dir(self.dir)
-        self._prune(zxid)
         return final
+
+    def prune(self, newest_snapshot_zxid: int) -> None:
+        """Drop snapshots beyond the newest SNAPSHOTS_KEPT and log segments no kept snapshot
+        needs (and a temp file a killed snapshot writer left)."""
+        for temp in self.dir.glob("snapshot.*.tmp"):
+            temp.unlink(missing_ok=True)
+        self._prune(newest_snapshot_zxid)
 
     def _prune(self, newest_snapshot_zxid: int) -> None:
         snapshots = self._snapshots()
