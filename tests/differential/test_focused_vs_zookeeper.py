@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import re
+import struct
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -924,6 +925,39 @@ def test_unknown_opcode_gets_unimplemented_and_closes(servers: tuple[Server, Ser
         return out
 
     assert on_both(aio, servers, unknown) == [("error", "UNIMPLEMENTED"), True]
+
+
+def test_unknown_opcode_reply_header_and_close_on_the_wire(servers: tuple[Server, Server],
+                                                           aio: AsyncRunner) -> None:
+    """The bytes: the reply header ZooKeeper 3.8 sends for an unknown opcode (its xid, zxid
+    and err) relative to the server's last zxid, and that nothing follows it but the close."""
+    async def raw(server: Server) -> Any:
+        c = await connect(server)
+        root = fresh_root("unknown-op")
+        await c.create(root, b"")  # a zxid above 0
+        last = (await c.exists(root)).mzxid
+        session = c.session
+        await c.disconnect()
+        assert session is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        connect_body = struct.pack(">iqiq", 0, last, 30_000, session.session_id) + \
+            struct.pack(">i", len(session.password)) + session.password + b"\0"
+        writer.write(struct.pack(">i", len(connect_body)) + connect_body)
+        (length,) = struct.unpack(">i", await reader.readexactly(4))
+        await reader.readexactly(length)
+        writer.write(struct.pack(">iii", 8, 77, 99))  # xid 77, opcode 99
+        (length,) = struct.unpack(">i", await reader.readexactly(4))
+        xid, zxid, err = struct.unpack(">iqi", (await reader.readexactly(length))[:16])
+        rest = await asyncio.wait_for(reader.read(), 10)  # b"" once the server closed
+        writer.close()
+        await resume_and_close(server, session)
+        zxid_kind = ("last" if zxid == last else "minus-one" if zxid == -1 else
+                     "zero" if zxid == 0 else f"other({zxid - last:+d})")
+        return [length, xid, zxid_kind, err, rest]
+
+    zk, zl = (aio.run(raw(server)) for server in servers)
+    assert zl == zk
+    assert zk[1] == 77 and zk[3] == -6 and zk[4] == b""
 
 
 # --------------------------------------------------------------- newer read requests
