@@ -164,6 +164,10 @@ class TxnRuntime:
                     if exc.code != Err.TOPIC_ALREADY_EXISTS:
                         raise
                 info = broker.metadata.topics[TRANSACTION_STATE]
+                if len(info.partitions) != count:  # created elsewhere with another count
+                    self.txns.config = dataclasses.replace(
+                        self.txns.config,
+                        transaction_state_log_num_partitions=len(info.partitions))
                 self._load(len(info.partitions))
                 self._creating.set_result(None)
             except BaseException as exc:
