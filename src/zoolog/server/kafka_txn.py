@@ -216,6 +216,8 @@ class TxnRuntime:
                 raise KafkaError(Err.COORDINATOR_NOT_AVAILABLE, "no producer ids left")
 
         def then(task: asyncio.Task[None]) -> None:
+            if task.cancelled():  # the node is stopping
+                return
             exc = task.exception()
             if exc is None:
                 self._call(context, request)
