@@ -139,23 +139,34 @@ def test_order_story_kafka_python_notifications_aiokafka_invoices(orders: str) -
     invoice_out: dict[str, Any] = {}
 
     async def invoice_group() -> None:
+        changed = asyncio.Event()  # set by every member's rebalance callbacks
+
+        class Listener(aiokafka.ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                changed.set()
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                changed.set()
+
         consumers = [aiokafka.AIOKafkaConsumer(
-            ORDER, bootstrap_servers=orders, group_id="invoice", client_id=f"invoice-{i}",
+            bootstrap_servers=orders, group_id="invoice", client_id=f"invoice-{i}",
             auto_offset_reset="earliest", enable_auto_commit=False, **KP_FAST_GROUP)
             for i in range(2)]
         for consumer in consumers:
             await consumer.start()
+            consumer.subscribe([ORDER], listener=Listener())
         got: dict[str, list[Rec]] = {f"invoice-{i}": [] for i in range(2)}
         try:
             async def assigned() -> None:
                 while True:
+                    changed.clear()
                     owned = [{(tp.topic, tp.partition) for tp in c.assignment()}
                              for c in consumers]
                     flat = [tp for tps in owned for tp in tps]
                     if all(owned) and len(flat) == 3 and set(flat) == ORDER_PARTITIONS:
                         invoice_out["view"] = owned
                         return
-                    await asyncio.sleep(0.02)  # polling the clients' own state, bounded below
+                    await changed.wait()  # the next assignment or revocation
 
             await asyncio.wait_for(assigned(), 30)
             invoice_ready.set()

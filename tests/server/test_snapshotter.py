@@ -6,7 +6,6 @@ the core's descriptors (a closed client socket is closed at once)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from pathlib import Path
 
@@ -35,7 +34,6 @@ def state_with(nodes: int) -> CoordState:
     return state
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="the background path needs fork()")
 def test_the_child_writes_the_state_as_it_was_at_the_fork(tmp_path: Path) -> None:
     storage = ZkStorage(tmp_path)
     storage.open_log(1)
@@ -73,7 +71,6 @@ def test_the_child_writes_the_state_as_it_was_at_the_fork(tmp_path: Path) -> Non
     storage.close()
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="the background path needs fork()")
 def test_a_failed_child_keeps_the_logs_and_is_reported(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     storage = ZkStorage(tmp_path)
