@@ -180,9 +180,8 @@ class Partition:
             coordinator_epoch=coordinator_epoch, timestamp_ms=now_ms)))
         header = rb.read_header(view)
         info = self.log.append([(view, header)], self.leader_epoch, now_ms)
-        self.producers.record(header, info.first_offset, now_ms)
-        if entry is not None or producer_id in self.producers.entries:
-            self.producers.entries[producer_id].coordinator_epoch = coordinator_epoch
+        self.producers.record(header, info.first_offset, now_ms)  # creates the entry
+        self.producers.entries[producer_id].coordinator_epoch = coordinator_epoch
         if not commit and first >= 0:
             self.log.add_aborted(AbortedTxn(producer_id, first, info.first_offset,
                                             self.last_stable_offset))
@@ -213,19 +212,11 @@ class Partition:
             result = self.log.read(offset, max_bytes, upper, min_one_batch)
             if result.slices:
                 records = result.slices[0]  # like Kafka: at most one segment per fetch
-                if read_committed:
-                    end = (result.next_offset if len(result.slices) == 1
-                           else self._slice_end(records, result.next_offset))
+                if read_committed:  # the first slice ends with its segment at the latest
+                    end = min(result.next_offset, self.log.segment_end(offset))
                     aborted = self.log.aborted_between(offset, end)
         return ReadResult(records, self.high_watermark, self.last_stable_offset,
                           self.log_start_offset, aborted)
-
-    def _slice_end(self, records: FileSlice, fallback: int) -> int:
-        """The offset after the batches of `records` (the first slice of a read)."""
-        for segment in self.log.segments:
-            if segment.log_path == records.path:
-                return min(segment.next_offset, fallback)
-        return fallback
 
     # --- producer state -----------------------------------------------------------------
 

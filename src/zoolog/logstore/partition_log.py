@@ -553,6 +553,10 @@ class PartitionLog:
     def _segment_index_for(self, offset: int) -> int:
         return max(0, bisect_right(self._bases, offset) - 1)
 
+    def segment_end(self, offset: int) -> int:
+        """The offset after the segment holding `offset` (its next segment's base)."""
+        return self.segments[self._segment_index_for(offset)].next_offset
+
     def add_aborted(self, entry: AbortedTxn) -> None:
         """Record an aborted transaction whose ABORT marker was just appended at
         `entry.last_offset` (in the segment holding the marker)."""

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from random import Random
 from typing import Any
 
+from tests.broker.clock import TickingClock
+
 from zoolog.broker.groups import (
     ClassicGroup,
     GroupConfig,
@@ -63,7 +65,7 @@ def wire(request: Any, version: int) -> Any:
     return decoded
 
 
-class Harness:
+class Harness(TickingClock):
     def __init__(self, config: GroupConfig | None = None, *, seed: int = 7,
                  auto_persist: bool = True) -> None:
         self.config = config or GroupConfig()
@@ -99,12 +101,16 @@ class Harness:
             if self.auto_persist:
                 self.flush()
 
+    def written(self, persist: Persist) -> None:
+        """`persist`'s records reached the log (kept in `log`, by partition)."""
+        self.log.setdefault(persist.partition, []).extend(persist.records)
+
     def flush(self, count: int | None = None) -> None:
         """Make the oldest `count` (all) pending persists durable, in order."""
         done = 0
         while self.pending and (count is None or done < count):
             persist = self.pending.pop(0)
-            self.log.setdefault(persist.partition, []).extend(persist.records)
+            self.written(persist)
             self.coord.persisted(persist, self.now)
             done += 1
             auto, self.auto_persist = self.auto_persist, False
@@ -112,17 +118,6 @@ class Harness:
             self.auto_persist = auto
         if self.auto_persist and self.pending:
             self.flush()
-
-    def advance(self, ms: int) -> None:
-        """Let `ms` pass, ticking at every deadline on the way."""
-        target = self.now + ms
-        while (deadline := self.coord.next_deadline_ms()) is not None and deadline <= target:
-            self.now = max(self.now, deadline)
-            self.coord.tick(self.now)
-            self.drain()
-        self.now = target
-        self.coord.tick(self.now)
-        self.drain()
 
     def call(self, handler: Callable[..., None], request: Any, version: int,
              *extra: Any) -> int:

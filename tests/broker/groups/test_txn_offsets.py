@@ -27,6 +27,7 @@ from zoolog.broker.groups import (
     GroupConfig,
     GroupRecord,
     GroupState,
+    Persist,
     TxnMarker,
     TxnRecord,
     decode_record,
@@ -53,21 +54,11 @@ class TxnHarness(Harness):
         super().__init__(config, auto_persist=auto_persist)
         self.records: dict[int, list[LoadItem]] = {}
 
-    def flush(self, count: int | None = None) -> None:
-        done = 0
-        while self.pending and (count is None or done < count):
-            persist = self.pending.pop(0)
-            self.log.setdefault(persist.partition, []).extend(persist.records)
-            typed: list[LoadItem] = list(persist.records) if persist.producer_id < 0 else [
-                TxnRecord(key, value, persist.producer_id) for key, value in persist.records]
-            self.records.setdefault(persist.partition, []).extend(typed)
-            self.coord.persisted(persist, self.now)
-            done += 1
-            auto, self.auto_persist = self.auto_persist, False
-            self.drain()
-            self.auto_persist = auto
-        if self.auto_persist and self.pending:
-            self.flush()
+    def written(self, persist: Persist) -> None:
+        super().written(persist)
+        typed: list[LoadItem] = list(persist.records) if persist.producer_id < 0 else [
+            TxnRecord(key, value, persist.producer_id) for key, value in persist.records]
+        self.records.setdefault(persist.partition, []).extend(typed)
 
     def txn_commit(self, group_id: str,
                    offsets: dict[tuple[str, int], int | tuple[int, str | None]], *,

@@ -10,6 +10,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+from tests.broker.clock import TickingClock
+
 from zoolog.broker.txn import (
     Persist,
     Reply,
@@ -41,7 +43,7 @@ def wire(request: Any, version: int) -> Any:
     return decoded
 
 
-class Harness:
+class Harness(TickingClock):
     def __init__(self, config: TxnConfig | None = None, *, auto_persist: bool = True,
                  auto_markers: bool = True, first_producer_id: int = FIRST_PRODUCER_ID) -> None:
         self.config = config or TxnConfig()
@@ -115,17 +117,6 @@ class Harness:
         while self.pending or self.pending_markers:
             self.flush()
             self.write_markers()
-
-    def advance(self, ms: int) -> None:
-        """Let `ms` pass, ticking at every deadline on the way."""
-        target = self.now + ms
-        while (deadline := self.coord.next_deadline_ms()) is not None and deadline <= target:
-            self.now = max(self.now, deadline)
-            self.coord.tick(self.now)
-            self.drain()
-        self.now = target
-        self.coord.tick(self.now)
-        self.drain()
 
     def call(self, handler: Callable[..., None], request: Any, version: int) -> int:
         token = next(self._tokens)

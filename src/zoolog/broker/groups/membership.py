@@ -293,14 +293,9 @@ class Membership(Rebalance):
                            [], on_durable=on_durable)
 
     def _validate_sync(self, group: ClassicGroup, request: SyncGroupRequest, version: int) -> int:
-        if group.is_in(_S.DEAD):
-            return Err.COORDINATOR_NOT_AVAILABLE
-        instance_id = request.group_instance_id if version >= 3 else None
-        error = group.validate_member(request.member_id, instance_id)
+        error = _member_at_generation(group, request, version)
         if error != Err.NONE:
             return error
-        if request.generation_id != group.generation_id:
-            return Err.ILLEGAL_GENERATION
         if version >= 5 and (_inconsistent(request.protocol_type, group.protocol_type)
                              or _inconsistent(request.protocol_name, group.protocol_name)):
             return Err.INCONSISTENT_GROUP_PROTOCOL
@@ -323,14 +318,9 @@ class Membership(Rebalance):
         group = self._groups.get(request.group_id)
         if group is None:
             return Err.UNKNOWN_MEMBER_ID
-        if group.is_in(_S.DEAD):
-            return Err.COORDINATOR_NOT_AVAILABLE
-        instance_id = request.group_instance_id if version >= 3 else None
-        error = group.validate_member(request.member_id, instance_id)
+        error = _member_at_generation(group, request, version)
         if error != Err.NONE:
             return error
-        if request.generation_id != group.generation_id:
-            return Err.ILLEGAL_GENERATION
         if group.is_in(_S.EMPTY):
             return Err.UNKNOWN_MEMBER_ID
         self._schedule_heartbeat(group, group.member(request.member_id), now_ms)
@@ -441,3 +431,18 @@ class Membership(Rebalance):
 
 def _inconsistent(requested: str | None, actual: str | None) -> bool:
     return requested is not None and actual is not None and requested != actual
+
+
+def _member_at_generation(group: ClassicGroup, request: SyncGroupRequest | HeartbeatRequest,
+                          version: int) -> int:
+    """SyncGroup's and Heartbeat's common checks: the group is alive, the member (and its
+    instance id, v3+) belongs to it, and it speaks of the current generation."""
+    if group.is_in(_S.DEAD):
+        return Err.COORDINATOR_NOT_AVAILABLE
+    instance_id = request.group_instance_id if version >= 3 else None
+    error = group.validate_member(request.member_id, instance_id)
+    if error != Err.NONE:
+        return error
+    if request.generation_id != group.generation_id:
+        return Err.ILLEGAL_GENERATION
+    return Err.NONE

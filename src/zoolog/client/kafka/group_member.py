@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from zoolog.protocol.kafka._generated.heartbeat import HeartbeatRequest, HeartbeatResponse
@@ -137,6 +137,18 @@ class GroupConsumer:
             self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
             return self.assignment
 
+    async def _at_coordinator(self, api_key: int, build: Callable[[int], Any],
+                              response_cls: type[Any], timeout_ms: int | None = None) -> Any:
+        """`build`'s request at the group's coordinator on this member's lane; the response,
+        after coordinator errors were turned into the exceptions that find it again."""
+        async def op(node: int) -> Any:
+            response, _ = await self.client._call(node, api_key, build, response_cls,
+                                                  lane=self._lane, timeout_ms=timeout_ms)
+            if response.error_code in _COORDINATOR_ERRORS:
+                _check(response.error_code, context=f"group {self.group_id!r}")
+            return response
+        return await self.client._with_coordinator(self.group_id, op)
+
     async def _join_once(self) -> Any:
         def build(version: int) -> JoinGroupRequest:
             return JoinGroupRequest(
@@ -147,14 +159,9 @@ class GroupConsumer:
                     JoinGroupRequest.JoinGroupRequestProtocol(
                         name=RANGE_ASSIGNOR, metadata=encode_subscription(self.topics))])
 
-        async def op(node: int) -> Any:
-            response, _ = await self.client._call(
-                node, _JOIN_GROUP, build, JoinGroupResponse, lane=self._lane,
-                timeout_ms=self.rebalance_timeout_ms + self.client.request_timeout_ms)
-            if response.error_code in _COORDINATOR_ERRORS:
-                _check(response.error_code, context=f"group {self.group_id!r}")
-            return response
-        return await self.client._with_coordinator(self.group_id, op)
+        return await self._at_coordinator(_JOIN_GROUP, build, JoinGroupResponse,
+                                          self.rebalance_timeout_ms
+                                          + self.client.request_timeout_ms)
 
     async def _assign(self, members: Sequence[Any]) -> dict[str, bytes]:
         subscriptions = {m.member_id: decode_subscription(m.metadata) or [] for m in members}
@@ -179,14 +186,9 @@ class GroupConsumer:
                     member_id=member, assignment=data)
                     for member, data in sorted(assignments.items())])
 
-        async def op(node: int) -> Any:
-            response, _ = await self.client._call(
-                node, _SYNC_GROUP, build, SyncGroupResponse, lane=self._lane,
-                timeout_ms=self.rebalance_timeout_ms + self.client.request_timeout_ms)
-            if response.error_code in _COORDINATOR_ERRORS:
-                _check(response.error_code, context=f"group {self.group_id!r}")
-            return response
-        return await self.client._with_coordinator(self.group_id, op)
+        return await self._at_coordinator(_SYNC_GROUP, build, SyncGroupResponse,
+                                          self.rebalance_timeout_ms
+                                          + self.client.request_timeout_ms)
 
     async def heartbeat(self) -> int:
         """One Heartbeat; its error code (also recorded in `rebalance_needed`)."""
@@ -195,13 +197,7 @@ class GroupConsumer:
                                     member_id=self.member_id,
                                     group_instance_id=self.group_instance_id)
 
-        async def op(node: int) -> int:
-            response, _ = await self.client._call(node, _HEARTBEAT, build, HeartbeatResponse,
-                                                  lane=self._lane)
-            if response.error_code in _COORDINATOR_ERRORS:
-                _check(response.error_code, context=f"group {self.group_id!r}")
-            return int(response.error_code)
-        code = await self.client._with_coordinator(self.group_id, op)
+        code = int((await self._at_coordinator(_HEARTBEAT, build, HeartbeatResponse)).error_code)
         if code in (Err.REBALANCE_IN_PROGRESS, Err.ILLEGAL_GENERATION, Err.UNKNOWN_MEMBER_ID,
                     Err.FENCED_INSTANCE_ID):
             if code == Err.UNKNOWN_MEMBER_ID:
