@@ -198,13 +198,8 @@ TP = tuple[str, int]
 
 
 @dataclass
-class CkMember:
-    """A confluent-kafka group member that records its rebalance callbacks.
-
-    `owned` follows on_assign/on_revoke/on_lost (eager: replaced on assign, cleared on
-    revoke; cooperative: incremental). With `commit_on_revoke` it commits synchronously in
-    on_revoke what it has processed, the usual way to hand partitions over without
-    duplicates. `processed` is every record poll() returned."""
+class _Member:
+    """What a recording group member of either client holds (see CkMember)."""
     name: str
     bootstrap: str
     group: str
@@ -214,9 +209,19 @@ class CkMember:
     owned: set[TP] = field(default_factory=set)
     events: list[tuple[str, list[TP]]] = field(default_factory=list)
     processed: list[Rec] = field(default_factory=list)
+    cooperative: bool = False
+
+
+@dataclass
+class CkMember(_Member):
+    """A confluent-kafka group member that records its rebalance callbacks.
+
+    `owned` follows on_assign/on_revoke/on_lost (eager: replaced on assign, cleared on
+    revoke; cooperative: incremental). With `commit_on_revoke` it commits synchronously in
+    on_revoke what it has processed, the usual way to hand partitions over without
+    duplicates. `processed` is every record poll() returned."""
     errors: list[ck.KafkaError] = field(default_factory=list)
     consumer: ck.Consumer | None = None
-    cooperative: bool = False
 
     def __post_init__(self) -> None:
         settings: dict[str, object] = {"bootstrap.servers": self.bootstrap,
@@ -607,7 +612,7 @@ class _KpListener(kafka.consumer.subscription_state.AsyncConsumerRebalanceListen
 
 
 @dataclass
-class KpMember:
+class KpMember(_Member):
     """The kafka-python counterpart of CkMember (same attributes and methods), run as
     kafka-python applications run: one thread per consumer, polling with a long timeout.
 
@@ -618,18 +623,8 @@ class KpMember:
     false at the next poll, so the finished join is never processed; the member stays
     REBALANCING with heartbeats off until the broker expires it. A long poll timeout makes
     that window negligible.)"""
-    name: str
-    bootstrap: str
-    group: str
-    topics: list[str]
-    config: dict[str, object] = field(default_factory=dict)
-    commit_on_revoke: bool = False
-    owned: set[TP] = field(default_factory=set)
-    events: list[tuple[str, list[TP]]] = field(default_factory=list)
-    processed: list[Rec] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
     consumer: kafka.KafkaConsumer | None = None
-    cooperative: bool = False
     poll_timeout_ms: int = 1000
 
     def __post_init__(self) -> None:
