@@ -170,12 +170,6 @@ class TxnMachine(RuleBasedStateMachine):
         token = self.h.end(tid, pid, epoch, commit, version=version)
         self._send(tid, "end", token, pid, epoch)
 
-    @rule(tid=st.sampled_from(TIDS))
-    def operator_abort(self, tid: str) -> None:
-        code, message = self.h.coord.abort(tid, self.h.now)
-        assert (code == Err.NONE) == (message == "")
-        self.h.drain()
-
     @rule(tid=st.sampled_from(TIDS), zombie=MOSTLY_NOT,
           part=st.sampled_from([*PARTITIONS, UNKNOWN]))
     def produce(self, tid: str, zombie: bool, part: tuple[str, int]) -> None:

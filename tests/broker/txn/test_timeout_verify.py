@@ -159,24 +159,3 @@ def test_verify_produce_of_a_fenced_producer() -> None:
     h.init("tid")  # fences at once, in memory
     code, _ = h.coord.verify_produce("tid", 1000, 0, "t", 0)
     assert code == Err.INVALID_PRODUCER_EPOCH
-
-
-# -- operator abort --------------------------------------------------------------------------
-
-def test_abort() -> None:
-    h = Harness(auto_persist=False)
-    assert h.coord.abort("nobody", h.now)[0] == Err.TRANSACTIONAL_ID_NOT_FOUND
-    h.init("tid")
-    assert h.coord.abort("tid", h.now)[0] == Err.CONCURRENT_TRANSACTIONS
-    h.flush()
-    code, message = h.coord.abort("tid", h.now)
-    assert code == Err.INVALID_TXN_STATE and "Empty" in message
-    h.add("tid", 1000, 0, {"t": [0]})
-    h.flush()
-    assert h.coord.abort("tid", h.now) == (Err.NONE, "")
-    h.drain()
-    h.settle()
-    meta = h.meta("tid")
-    assert (meta.state, meta.producer_epoch) == (S.COMPLETE_ABORT, 1)
-    assert [(w.commit, w.producer_epoch) for w in h.markers] == [(False, 1)]
-    assert h.code(h.end("tid", 1000, 0, commit=True)) == Err.PRODUCER_FENCED

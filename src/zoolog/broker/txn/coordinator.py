@@ -27,7 +27,7 @@ The runtime drives it:
   now_ms)` with its records in log order; transactions that were deciding (Prepare*) have
   their markers written again, an Ongoing one keeps its start (the timeout aborts it);
 - the broker asks `verify_produce` before it appends a transactional batch (Produce, and
-  TxnOffsetCommit's offsets), `abort` for an operator's abort, `partition_for` for
+  TxnOffsetCommit's offsets), `partition_for` for
   FindCoordinator, and `describe_transactions` / `list_transactions` / `transactions()`
   for admin requests and the CLI.
 
@@ -41,7 +41,7 @@ ms), which caps a producer of small transactions at a few dozen per second. On o
 the markers cost a few fsyncs, so zoolog waits for them and the next transaction starts at
 once.
 
-Fencing: InitProducerId over an Ongoing transaction, the timeout and `abort` bump the
+Fencing: InitProducerId over an Ongoing transaction and the timeout bump the
 epoch in memory (Ongoing -> PrepareEpochFence, never written, as in Kafka), then persist
 PrepareAbort at the bumped epoch and write ABORT markers with it; the old producer's next
 request is refused (PRODUCER_FENCED, or INVALID_PRODUCER_EPOCH for versions before KIP-588's
@@ -400,24 +400,6 @@ class TransactionCoordinator:
             return (Err.INVALID_TXN_STATE,
                     f"partition {topic}-{partition} is not in the transaction of "
                     f"transactional id {tid!r} (AddPartitionsToTxn first)")
-        return Err.NONE, ""
-
-    def abort(self, transactional_id: str, now_ms: int) -> tuple[int, str]:
-        """An operator's abort of an Ongoing transaction, fencing its producer as the
-        timeout does: (0, "") once under way, else (error code, why)."""
-        self._clock(now_ms)
-        tid = transactional_id
-        meta = self._txns.get(tid)
-        if meta is None:
-            return Err.TRANSACTIONAL_ID_NOT_FOUND, f"transactional id {tid!r} is not known"
-        if meta.pending is not None:
-            assert meta.pending_state is not None
-            return (Err.CONCURRENT_TRANSACTIONS, f"transactional id {tid!r} is moving to "
-                    f"{meta.pending_state.kafka_name}; try again")
-        if meta.state is not _S.ONGOING:
-            return (Err.INVALID_TXN_STATE, f"transactional id {tid!r} has no ongoing "
-                    f"transaction ({meta.state.kafka_name})")
-        self._fence_and_abort(meta, now_ms)
         return Err.NONE, ""
 
     def partition_for(self, transactional_id: str) -> int:
