@@ -29,8 +29,10 @@ the server gets what is left of the machine. Workloads:
   of all its processes when idle.
 
 For every server and workload it prints msgs/s, MB/s, the server's CPU per MB (user+sys of
-all its processes and threads, from /proc, over the measured interval) and, where it
-applies, latency p50/p99/p99.9; then medians over the rounds and the ratios
+all its processes and threads, from /proc, over the measured interval) and latency
+p50/p99/p99.9 (end-to-end for `latency`, produce-to-delivery-report for the produce
+workloads, sampled every 16th record: a producer that floods its 1 GB queue mostly measures
+that queue, not the broker); then medians over the rounds and the ratios
 zoolog / reference. Runs that fell short are printed too (every round's figure).
 """
 
@@ -58,6 +60,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procstat import cpu_seconds, process_tree, rss_bytes
 
 TOPIC = "bench"
+DELIVERY_SAMPLE = 16
+"""Every how many delivered records the produce workloads sample a delivery latency."""
 
 
 def free_port() -> int:
@@ -160,6 +164,9 @@ class Result:
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    latency_label: str = "e2e"
+    """What `latencies_ms` measure: e2e (produce to consume), delivery (produce to the
+    producer's delivery report, sampled), commit (commit_transaction)."""
     note: str = ""
 
     @property
@@ -213,22 +220,33 @@ def producer(bootstrap: str, **extra: object) -> ck.Producer:
 
 
 def produce_load(server: Server, size: int, seconds: float, topic: str,
-                 batched: bool = True) -> Result:
+                 batched: bool = True, **config: object) -> Result:
+    """Produce `size`-byte records for `seconds` (after a warm-up that waits for the first
+    delivery: producer id, leader, first segment); `config` overrides the producer's
+    settings. Delivery latency (produce() to the delivery report, librdkafka's own
+    measure) is sampled every DELIVERY_SAMPLE records."""
     create_topic(server.bootstrap, topic)
-    p = producer(server.bootstrap)
+    p = producer(server.bootstrap, **config)
     value = b"x" * size
+    p.produce(topic, value)
+    if p.flush(30) != 0:
+        raise ck.KafkaException(ck.KafkaError(ck.KafkaError._TIMED_OUT,
+                                              "the first record was not delivered"))
     warm_until = time.monotonic() + 1.0
     while time.monotonic() < warm_until:  # warm-up: connections, metadata, first segment
         with contextlib.suppress(BufferError):
             p.produce(topic, value)
         p.poll(0)
     p.flush(30)
-    result = Result()
+    result = Result(latency_label="delivery")
     delivered = [0]
+    latencies = result.latencies_ms
 
-    def on_delivery(err: object, msg: object) -> None:
+    def on_delivery(err: object, msg: ck.Message) -> None:
         if err is None:
             delivered[0] += 1
+            if delivered[0] % DELIVERY_SAMPLE == 0:
+                latencies.append((msg.latency() or 0.0) * 1000)
 
     chunk = [{"value": value}] * 1000
     with measured(server, result):
@@ -368,13 +386,17 @@ def run_workload(server: Server, workload: str, seconds: float, volume_mb: int,
     raise ValueError(workload)
 
 
+def latency_text(result: Result) -> str:
+    return (f"{result.latency_label} p50 {result.percentile(0.5):.2f} ms p99 "
+            f"{result.percentile(0.99):.2f} ms p99.9 {result.percentile(0.999):.2f} ms")
+
+
 def describe(result: Result, workload: str) -> str:
     text = (f"{result.msgs_per_s:>11,.0f} msgs/s {result.mb_per_s:>8.1f} MB/s  server CPU "
             f"{result.cpu_ms_per_mb:6.2f} ms/MB ({result.server_cpu_s / result.seconds * 100:.0f}"
             f"% of a core), load generator {result.client_cpu_s / result.seconds * 100:.0f}%")
-    if workload == "latency":
-        text += (f"  e2e p50 {result.percentile(0.5):.2f} ms p99 {result.percentile(0.99):.2f}"
-                 f" ms p99.9 {result.percentile(0.999):.2f} ms")
+    if result.latencies_ms:
+        text += f"  {latency_text(result)}"
     if result.note:
         text += f"  [{result.note}]"
     return text
@@ -440,9 +462,15 @@ def main() -> int:
             else:
                 value = statistics.median(r.mb_per_s for r in runs)
                 msgs = statistics.median(r.msgs_per_s for r in runs)
+                delivery = ("" if not runs[0].latencies_ms else
+                            f", delivery p50/p99/p99.9 "
+                            f"{statistics.median(r.percentile(0.5) for r in runs):.2f}/"
+                            f"{statistics.median(r.percentile(0.99) for r in runs):.2f}/"
+                            f"{statistics.median(r.percentile(0.999) for r in runs):.2f} ms")
                 print(f"  {workload:<12} {name:>8}: {msgs:>11,.0f} msgs/s {value:8.1f} MB/s, "
                       f"server CPU {statistics.median(r.cpu_ms_per_mb for r in runs):.2f} "
-                      f"ms/MB  (rounds: {', '.join(f'{r.mb_per_s:.0f}' for r in runs)} MB/s)")
+                      f"ms/MB{delivery}  (rounds: "
+                      f"{', '.join(f'{r.mb_per_s:.0f}' for r in runs)} MB/s)")
             medians[name] = value
         if "zoolog" in medians:
             for name in servers:

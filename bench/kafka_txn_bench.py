@@ -12,8 +12,9 @@ linger.ms 5, batch.size 256 KiB, ONE load process: confluent-kafka / librdkafka)
   before it): EndTxn, the PrepareCommit record, the markers and the CompleteCommit record.
 
 For every server and workload: msgs/s, MB/s, the server's CPU per MB (all its processes and
-threads, from /proc), and for transactions the commit latency p50/p99/p99.9; medians over
-alternating rounds, every round printed, and per server the ratio of each transactional
+threads, from /proc), and latency p50/p99/p99.9 (delivery reports for idempotent, sampled
+every 16th record, mostly the flooded client queue; commit_transaction for transactions);
+medians over alternating rounds, every round printed, and per server the ratio of each transactional
 workload to its idempotent baseline (the issue's target: txn-1000 >= 0.8x, commit p99 <= 20
 ms on one node). A server that fails a workload (no transactions) is reported as such.
 """
@@ -30,7 +31,15 @@ from pathlib import Path
 import confluent_kafka as ck
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kafka_bench import STARTERS, Result, Server, create_topic, measured
+from kafka_bench import (
+    STARTERS,
+    Result,
+    Server,
+    create_topic,
+    latency_text,
+    measured,
+    produce_load,
+)
 
 RECORD = b"x" * 1024
 COMMON = {"acks": "all", "linger.ms": 5, "batch.size": 262144, "log_level": 0,
@@ -38,41 +47,8 @@ COMMON = {"acks": "all", "linger.ms": 5, "batch.size": 262144, "log_level": 0,
 
 
 def idempotent_load(server: Server, seconds: float, topic: str) -> Result:
-    create_topic(server.bootstrap, topic)
-    producer = ck.Producer({"bootstrap.servers": server.bootstrap, "enable.idempotence": True,
-                            **COMMON})
-    delivered = [0]
-
-    def on_delivery(err: object, _msg: object) -> None:
-        if err is None:
-            delivered[0] += 1
-
-    producer.produce(topic, RECORD)  # the producer id and the leader first
-    if producer.flush(30) != 0:
-        raise ck.KafkaException(ck.KafkaError(ck.KafkaError._TIMED_OUT,
-                                              "the first record was not delivered"))
-    warm = time.monotonic() + 1.0
-    while time.monotonic() < warm:
-        try:
-            producer.produce(topic, RECORD)
-        except BufferError:
-            producer.poll(0.001)
-        producer.poll(0)
-    producer.flush(30)
-    result = Result()
-    with measured(server, result):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            for _ in range(1000):
-                try:
-                    producer.produce(topic, RECORD, on_delivery=on_delivery)
-                except BufferError:
-                    producer.poll(0.001)
-            producer.poll(0)
-        producer.flush(60)
-    result.msgs = delivered[0]
-    result.bytes = delivered[0] * len(RECORD)
-    return result
+    return produce_load(server, len(RECORD), seconds, topic, batched=False,
+                        **{**COMMON, "enable.idempotence": True})
 
 
 def transactional_load(server: Server, seconds: float, topic: str, per_txn: int) -> Result:
@@ -85,7 +61,7 @@ def transactional_load(server: Server, seconds: float, topic: str, per_txn: int)
         for _ in range(per_txn):
             producer.produce(topic, RECORD)
         producer.commit_transaction(30)
-    result = Result()
+    result = Result(latency_label="commit")
     committed = 0
     with measured(server, result):
         deadline = time.monotonic() + seconds
@@ -119,9 +95,7 @@ def describe(result: Result) -> str:
             f"{result.cpu_ms_per_mb:6.2f} ms/MB, load generator "
             f"{result.client_cpu_s / result.seconds * 100:.0f}%")
     if result.latencies_ms:
-        text += (f"  commit p50 {result.percentile(0.5):.2f} ms p99 "
-                 f"{result.percentile(0.99):.2f} ms p99.9 {result.percentile(0.999):.2f} ms "
-                 f"({len(result.latencies_ms)} commits)")
+        text += f"  {latency_text(result)} ({len(result.latencies_ms)} samples)"
     return text
 
 
@@ -174,14 +148,15 @@ def main() -> int:
             line = (f"  {name:>8} {workload:<10} {msgs:>9,.0f} msgs/s {mb:7.1f} MB/s, server "
                     f"CPU {statistics.median(r.cpu_ms_per_mb for r in runs):.2f} ms/MB "
                     f"(rounds: {', '.join(f'{r.mb_per_s:.0f}' for r in runs)} MB/s)")
-            if workload == "idempotent":
-                base = mb
-            elif runs[0].latencies_ms:
-                line += (f"; commit p50 {statistics.median(r.percentile(0.5) for r in runs):.2f}"
+            if runs[0].latencies_ms:
+                line += (f"; {runs[0].latency_label} p50 "
+                         f"{statistics.median(r.percentile(0.5) for r in runs):.2f}"
                          f" p99 {statistics.median(r.percentile(0.99) for r in runs):.2f} "
                          f"p99.9 {statistics.median(r.percentile(0.999) for r in runs):.2f} ms")
-                if base:
-                    line += f"; {mb / base:.2f}x of idempotent"
+            if workload == "idempotent":
+                base = mb
+            elif base:
+                line += f"; {mb / base:.2f}x of idempotent"
             print(line)
     for workload in workloads:
         zoolog = results.get(("zoolog", workload))
