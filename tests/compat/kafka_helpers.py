@@ -211,6 +211,12 @@ class _Member:
     processed: list[Rec] = field(default_factory=list)
     cooperative: bool = False
 
+    def client_settled(self) -> bool:
+        """Whether the client itself has no rebalance pending that the broker cannot see
+        yet (see KpMember.client_settled); librdkafka rejoins only on what the broker
+        tells it or on a subscription change."""
+        return True
+
 
 @dataclass
 class CkMember(_Member):
@@ -349,6 +355,8 @@ def settled(bootstrap: str, group: str, members: list[Any], partitions: set[TP],
         if state != "STABLE" or set(broker_view) != names:
             return False
         if any(broker_view[m.name] != m.owned or m.assignment() != m.owned for m in members):
+            return False
+        if not all(m.client_settled() for m in members):
             return False
         owned = [tp for m in members for tp in m.owned]
         return len(owned) == len(set(owned)) and set(owned) == partitions
@@ -667,6 +675,21 @@ class KpMember(_Member):
     def assignment(self) -> set[TP]:
         assert self.consumer is not None
         return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+
+    def client_settled(self) -> bool:
+        """False while kafka-python's leader will rejoin on its own: it compares the
+        metadata snapshot it assigned from with its latest one, and a leader that
+        assigned before its first metadata response after subscribing holds an empty
+        snapshot ({}) and rejoins when the topics' partitions arrive, after the broker
+        already reported the group Stable. Settled once the snapshot it assigned from
+        covers every subscribed topic and is still current (None: not the leader)."""
+        assert self.consumer is not None
+        coordinator = self.consumer._coordinator
+        assigned_from = coordinator._assignment_snapshot
+        if assigned_from is None:
+            return True
+        return (assigned_from == coordinator._metadata_snapshot
+                and all(assigned_from.get(topic) for topic in self.topics))
 
     def close(self) -> None:
         if self.consumer is not None:
