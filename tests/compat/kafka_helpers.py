@@ -213,8 +213,9 @@ class _Member:
 
     def client_settled(self) -> bool:
         """Whether the client itself has no rebalance pending that the broker cannot see
-        yet (see KpMember.client_settled); librdkafka rejoins only on what the broker
-        tells it or on a subscription change."""
+        yet (see KpMember.client_settled). librdkafka rejoins on the broker's answers, on
+        a subscription change or on a real partition-count change, none of which a
+        settled group in these tests has pending."""
         return True
 
 
