@@ -73,8 +73,13 @@ class Server:
 class ZooKeeperProcess:
     """Apache ZooKeeper 3.8 standalone (ZooKeeperServerMain) in a child java process."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, extra_cfg: tuple[str, ...] = (),
+                 jvm_flags: tuple[str, ...] = ()) -> None:
+        """`extra_cfg`: more zoo.cfg lines; `jvm_flags`: more JVM options (e.g.
+        -Djava.security.auth.login.config=FILE)."""
         self.base = base
+        self.extra_cfg = extra_cfg
+        self.jvm_flags = jvm_flags
         self.port = free_port()
         self.log_path = base / "zookeeper.out"
         self.process: subprocess.Popen[bytes] | None = None
@@ -91,6 +96,7 @@ class ZooKeeperProcess:
                 "clientPortAddress=127.0.0.1",
                 "4lw.commands.whitelist=*",
                 "admin.enableServer=false",
+                *self.extra_cfg,
                 "",
             ]),
             encoding="utf-8",
@@ -105,6 +111,7 @@ class ZooKeeperProcess:
             "-Dzookeeper.4lw.commands.whitelist=*",
             f"-Dznode.container.checkIntervalMs={CONTAINER_CHECK_INTERVAL_MS}",
             f"-Dzookeeper.log.dir={self.base}",
+            *self.jvm_flags,
             "-cp",
             str(ZOOKEEPER_JAR),
             "org.apache.zookeeper.server.ZooKeeperServerMain",

@@ -106,3 +106,65 @@ def test_up_single_process_serves_without_a_front_process(tmp_path: Path) -> Non
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "stopping" in out
+
+
+JAAS = """Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_bob="bobsecret";
+};
+"""
+
+
+@pytest.mark.parametrize("where", ["zoo.cfg", "--jaas"])
+def test_up_with_sasl_users_from_a_jaas_file(tmp_path: Path, where: str) -> None:
+    """An operator's SASL set-up: the JAAS file named in zoo.cfg (with ZooKeeper's enforcement
+    key) or on the command line; kazoo authenticates over DIGEST-MD5, anonymous requests are
+    refused."""
+    from kazoo.exceptions import SessionClosedRequireSaslError
+
+    port = free_port()
+    jaas = tmp_path / "jaas.conf"
+    jaas.write_text(JAAS)
+    cfg = tmp_path / "zoo.cfg"
+    lines = [f"dataDir={tmp_path / 'data'}", f"clientPort={port}",
+             "sessionRequireClientSASLAuth=true"]
+    args = ["--jaas", str(jaas)] if where == "--jaas" else []
+    if where == "zoo.cfg":
+        lines.append(f"java.security.auth.login.config={jaas}")
+    cfg.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen([sys.executable, "-m", "zoolog", "up", "--no-kafka", "--config",
+                             str(cfg), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        assert f"listening on 127.0.0.1:{port}" in proc.stdout.readline()
+        bob = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10, sasl_options={
+            "mechanism": "DIGEST-MD5", "username": "bob", "password": "bobsecret"})
+        bob.start(timeout=10)
+        bob.create("/sasl-up", b"ok")
+        assert bob.get("/sasl-up")[0] == b"ok"
+        bob.stop()
+        bob.close()
+        anonymous = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10,
+                                connection_retry={"max_tries": 0})
+        anonymous.start(timeout=10)
+        with pytest.raises(SessionClosedRequireSaslError):
+            anonymous.exists("/sasl-up")
+        anonymous.stop()
+        anonymous.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_up_reports_a_bad_jaas_file_clearly(tmp_path: Path) -> None:
+    jaas = tmp_path / "jaas.conf"
+    jaas.write_text('Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n'
+                    '  username="bob" password="x";\n};\n')
+    result = subprocess.run([sys.executable, "-m", "zoolog", "up", "--no-kafka", "--jaas",
+                             str(jaas), "--data-dir", str(tmp_path / "data")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "has no 'Server' section (it has: Client)" in result.stderr

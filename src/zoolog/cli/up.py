@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run only the broker, keeping its metadata in this coordination "
                              "service (an Apache ZooKeeper or zoolog ensemble)")
     parser.add_argument("--tick-ms", type=int, help="tickTime in ms (default 2000)")
+    parser.add_argument("--jaas", metavar="FILE",
+                        help="JAAS login file whose Server section lists the SASL DIGEST-MD5 "
+                             "users of the ZooKeeper port (as java.security.auth.login.config)")
     parser.add_argument("--no-fsync", action="store_true",
                         help="do not fsync before acknowledging writes (forceSync=no; for the "
                              "broker, acks=all and offset commits): faster, but a machine crash "
@@ -78,7 +81,9 @@ def split_configs(paths: list[str]) -> tuple[str | None, str | None]:
 
 
 def build_config(args: argparse.Namespace, zoo_cfg: str | None) -> NodeConfig:
-    config = load_zoo_cfg(zoo_cfg) if zoo_cfg else NodeConfig()
+    # --jaas goes in before zoo.cfg's keys are checked (they may require SASL) and wins
+    base = NodeConfig(jaas_path=Path(args.jaas)) if args.jaas else NodeConfig()
+    config = load_zoo_cfg(zoo_cfg, base) if zoo_cfg else base
     if args.data_dir:
         config.data_dir = Path(args.data_dir)
     if args.host:
@@ -87,6 +92,8 @@ def build_config(args: argparse.Namespace, zoo_cfg: str | None) -> NodeConfig:
         config.client_port = args.port
     if args.tick_ms is not None:
         config.tick_ms = args.tick_ms
+    if args.jaas:
+        config.jaas_path = Path(args.jaas)
     if args.no_fsync:
         config.sync_writes = False
     config.client_front_process = not args.single_process

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import re
 import struct
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Generic, TypeVar
@@ -26,6 +27,9 @@ ADMIN = 16
 ALL = 31
 
 SUPER_IDENTITY = ("super", "")
+
+_KERBEROS_NAME = re.compile(r"([^/@]*)(/([^/@]*))?@([^/@]*)")
+"""A principal as ZooKeeper's KerberosName parses it; a sasl id with no `@` is a plain name."""
 
 OPEN_ACL_UNSAFE: tuple[ACL, ...] = (ACL(perms=ALL, id=Id(scheme="world", id="anyone")),)
 
@@ -169,7 +173,13 @@ def _fixup(acls: Sequence[ACL] | None, identities: tuple[Identity, ...]) -> list
             except ValueError as exc:
                 raise ZkError(ERR.INVALIDACL, f"bad ip id {ident!r}") from exc
             out.append(ACL(perms=acl.perms, id=Id(scheme="ip", id=ident)))
-        elif scheme in ("sasl", "x509"):
+        elif scheme == "sasl":
+            if "@" in ident and _KERBEROS_NAME.fullmatch(ident) is None:
+                # ZooKeeper's SASL provider accepts what parses as a Kerberos principal
+                raise ZkError(ERR.INVALIDACL, f"sasl id {ident!r} is not a Kerberos name "
+                                              "(name[/host]@REALM)")
+            out.append(ACL(perms=acl.perms, id=Id(scheme=scheme, id=ident)))
+        elif scheme == "x509":
             out.append(ACL(perms=acl.perms, id=Id(scheme=scheme, id=ident)))
         else:
             raise ZkError(ERR.INVALIDACL, f"unknown ACL scheme {scheme!r}")

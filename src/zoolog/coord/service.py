@@ -18,9 +18,11 @@ order; reads run against applied state only, so nothing a client sees can be rol
 
 from __future__ import annotations
 
+import base64
+import secrets
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -40,6 +42,7 @@ from zoolog.coord.sessions import SessionTracker, initial_session_id, session_pa
 from zoolog.coord.txn import Txn
 from zoolog.coord.watches import MODE, Mode, WatchManager
 from zoolog.limits import Limits
+from zoolog.protocol.sasl.digest_md5 import DigestMd5Server, SaslError
 from zoolog.protocol.zk._generated.jute_records import (
     ACL,
     ClientInfo,
@@ -54,6 +57,7 @@ from zoolog.protocol.zk._generated.jute_records import (
     GetEphemeralsResponse,
     Id,
     MultiHeader,
+    SetSASLResponse,
     SyncResponse,
     WhoAmIResponse,
 )
@@ -92,6 +96,17 @@ class ServiceConfig:
     """`user:base64(sha1)`: a session that proves it bypasses every ACL."""
     extended_types_enabled: bool = True
     """TTL nodes (ZooKeeper needs zookeeper.extendedTypesEnabled=true for them)."""
+    sasl_users: Mapping[str, str] | None = None
+    """DIGEST-MD5 users and passwords (a JAAS `Server` section); None: SASL is not configured
+    and a sasl request fails with AUTHFAILED."""
+    sasl_super_user: str | None = None
+    """A SASL user who bypasses every ACL (zoo.cfg `superUser`, zookeeper.superUser)."""
+    enforce_auth_schemes: frozenset[str] = frozenset()
+    """Non-empty: every request but auth and sasl needs an identity of one of these schemes,
+    or the connection gets SESSIONCLOSEDREQUIRESASLAUTH and is closed (enforce.auth.*)."""
+    allow_sasl_failed_clients: bool = False
+    """Keep a connection whose SASL authentication failed (zookeeper.allowSaslFailedClients),
+    unless enforcement requires sasl."""
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -123,6 +138,32 @@ def _add_latency(target: ConnState | ServiceStats, latency_ms: int) -> None:
     target.latency_count += 1
 
 
+def _java_string_hash(text: str) -> int:
+    """Java's String.hashCode (over UTF-16 code units), as an unsigned 32-bit value."""
+    units = text.encode("utf-16-be")
+    h = 0
+    for i in range(0, len(units), 2):
+        h = (31 * h + (units[i] << 8 | units[i + 1])) & 0xFFFFFFFF
+    return h
+
+
+def _java_hash_set_order(identities: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The order in which ZooKeeper 3.8 lists a connection's identities (whoAmI, zkCli's
+    `whoami`): it keeps them in a set backed by a ConcurrentHashMap, which iterates by hash
+    bucket (jute's Id.hashCode, the map's spread, a table of 16 until it holds 12), each bucket
+    in insertion order."""
+    size = 16
+    while len(identities) > size * 3 // 4:
+        size *= 2
+
+    def bucket(identity: tuple[str, str]) -> int:
+        h = (37 * (37 * 17 + _java_string_hash(identity[0])) + _java_string_hash(identity[1]))
+        h &= 0xFFFFFFFF
+        return ((h ^ (h >> 16)) & 0x7FFFFFFF) & (size - 1)
+
+    return sorted(identities, key=bucket)
+
+
 # states of a request in a connection's FIFO
 _READ, _WRITE, _READY = 0, 1, 2
 
@@ -147,6 +188,7 @@ class ConnState:
 
     __slots__ = (
         "close_after_flush",
+        "close_reason",
         "conn_id",
         "established_ms",
         "identities",
@@ -163,6 +205,7 @@ class ConnState:
         "pending",
         "prep_context",
         "received",
+        "sasl",
         "sent",
         "session_id",
         "timeout_ms",
@@ -180,8 +223,10 @@ class ConnState:
         self.pending: deque[Pending] = deque()
         self.out: list[bytes] = []  # frames not yet taken by the runtime
         self.prep_context: PrepContext | None = None
+        self.sasl: DigestMd5Server | None = None  # a DIGEST-MD5 negotiation under way
         self.touched_ms = -1  # when the session's deadline was last pushed back
         self.close_after_flush = False
+        self.close_reason = "closed after reply"
         self.with_readonly_byte = True
         self.established_ms = now_ms
         self.received = 0
@@ -224,6 +269,7 @@ class CoordService:
         self._sessions_in_flight = 0  # createSession txns proposed, not yet committed
         self._children_cache: dict[str, tuple[Node, int, int, bytes]] = {}
         self._closing_sessions: set[int] = set()
+        self.random_bytes: Callable[[int], bytes] = secrets.token_bytes  # SASL nonces
         for session in state.sessions.values():
             self.tracker.add(session.session_id, session.timeout_ms, now_ms)
         self._reads: dict[int, Callable[[ConnState, Any], tuple[int, bytes | None]]] = {
@@ -343,6 +389,13 @@ class CoordService:
         if xid != XID.PING and op != OP.auth:
             conn.last_cxid = xid
             conn.last_op = _OP_ABBREVIATIONS.get(op, "UNKN")
+        if self.config.enforce_auth_schemes and op != OP.auth and op != OP.sasl and not any(
+            scheme in self.config.enforce_auth_schemes for scheme, _ in conn.identities
+        ):
+            # ZooKeeper's AuthenticationHelper: answer, then close the connection (the session
+            # stays until it expires)
+            self._answer_and_close(conn, encode_reply(xid, 0, ERR.SESSIONCLOSEDREQUIRESASLAUTH))
+            return
         if op in WRITE_OPS:
             self._write(conn, xid, op, record, now_ms, body)
         elif op == OP.closeSession:
@@ -355,7 +408,7 @@ class CoordService:
         elif op == OP.auth:
             self._auth(conn, record)
         elif op == OP.sasl:
-            self._fail_unknown(conn, xid, op)
+            self._sasl(conn, xid, record)
         elif conn.pending:
             conn.pending.append(Pending(xid, op, record, _READ, now_ms))
             self._flush(conn, now_ms)
@@ -368,12 +421,10 @@ class CoordService:
         self._fail_unknown(self.conns[conn_id], xid, op)
 
     def _fail_unknown(self, conn: ConnState, xid: int, op: int) -> None:
-        conn.pending.append(Pending(xid, op, None, _READY, 0))
         # zxid -1, as ZooKeeper 3.8's UnimplementedRequestProcessor answers (the request never
         # reached a processor that gives it a zxid; tests/differential checks the bytes)
-        conn.pending[-1].frame = encode_reply(xid, -1, ERR.UNIMPLEMENTED)
-        conn.close_after_flush = True
-        self._flush(conn, 0)
+        self._answer_and_close(conn, encode_reply(xid, -1, ERR.UNIMPLEMENTED),
+                               f"unknown opcode {op}")
 
     def _write(self, conn: ConnState, xid: int, op: int, record: Any, now_ms: int,
                body: bytes | None) -> None:
@@ -408,14 +459,61 @@ class CoordService:
             conn.identity_tuple = tuple(conn.identities)
         # "ip" is accepted and adds nothing: ZooKeeper's ip provider ignores the credential and
         # vouches for the peer address, which every connection already carries
-        accepted = scheme in ("digest", "ip")
-        frame = encode_reply(XID.AUTH, 0, ERR.OK if accepted else ERR.AUTHFAILED)
-        if not accepted:
-            conn.close_after_flush = True
-        pending = Pending(XID.AUTH, OP.auth, None, _READY, 0)
+        if scheme in ("digest", "ip"):
+            self._answer(conn, encode_reply(XID.AUTH, 0, ERR.OK))
+        else:  # "sasl" among them: SASL is negotiated with sasl requests, never with auth
+            self._answer_and_close(conn, encode_reply(XID.AUTH, 0, ERR.AUTHFAILED),
+                                   f"authentication failed for scheme {scheme!r}")
+
+    def _sasl(self, conn: ConnState, xid: int, record: Any) -> None:
+        """One step of a SASL negotiation, answered in the connection's reply order with
+        zxid 0, as ZooKeeper 3.8's processSasl does."""
+        users = self.config.sasl_users
+        try:
+            if users is None:
+                # ZooKeeper without a JAAS Server section answers OK with no token, and a
+                # client then asks again until its own timeout: zoolog says no at once
+                raise SaslError("SASL is not configured on this server (no JAAS Server "
+                                "section: --jaas or java.security.auth.login.config)")
+            sasl = conn.sasl
+            if sasl is None or sasl.complete:
+                nonce = base64.b64encode(self.random_bytes(30)).decode("ascii")
+                sasl = conn.sasl = DigestMd5Server(users.get, nonce)
+            token = sasl.evaluate(record.token or b"")
+        except SaslError as exc:
+            conn.sasl = None
+            required = "sasl" in self.config.enforce_auth_schemes
+            if self.config.allow_sasl_failed_clients and not required:
+                self._answer(conn, encode_raw_reply(xid, 0, _NULL_BUFFER))
+                return
+            err = ERR.SESSIONCLOSEDREQUIRESASLAUTH if required else ERR.AUTHFAILED
+            self._answer_and_close(conn, encode_raw_reply(xid, 0, _NULL_BUFFER, err),
+                                   f"SASL authentication failed: {exc}")
+            return
+        if sasl.complete and sasl.authorization_id is not None:
+            conn.sasl = None
+            name = sasl.authorization_id
+            if ("sasl", name) not in conn.identities:
+                conn.identities.append(("sasl", name))
+            if name == self.config.sasl_super_user and acls.SUPER_IDENTITY not in conn.identities:
+                conn.identities.append(acls.SUPER_IDENTITY)
+            conn.identity_tuple = tuple(conn.identities)
+        self._answer(conn, encode_raw_reply(xid, 0, SetSASLResponse(token).to_bytes()))
+
+    def _answer(self, conn: ConnState, frame: bytes) -> None:
+        """A reply that needs no state, sent in the connection's reply order."""
+        pending = Pending(xid=0, op=OP.sasl, record=None, state=_READY, started_ms=0)
         pending.frame = frame
         conn.pending.append(pending)
         self._flush(conn, 0)
+
+    def _answer_and_close(self, conn: ConnState, frame: bytes,
+                          reason: str = "closed after reply") -> None:
+        """Stop reading the connection, answer it after what is ahead of this reply, then close
+        it (ZooKeeper's sendResponse + sendCloseSession + disableRecv)."""
+        conn.close_after_flush = True
+        conn.close_reason = reason
+        self._answer(conn, frame)
 
     def _close(self, conn_id: int, reason: str) -> None:
         self._closes.append((conn_id, reason))
@@ -549,10 +647,9 @@ class CoordService:
             self._send(conn, head.frame)
             if head.started_ms and head.op != OP.ping:
                 self._record_latency(conn, now_ms - head.started_ms)
-            if conn.close_after_flush:
-                pending_queue.clear()
-                self._close(conn.conn_id, "closed after reply")
-                return
+        if conn.close_after_flush and not pending_queue:
+            # everything asked before the connection was condemned has been answered
+            self._close(conn.conn_id, conn.close_reason)
 
     def _record_latency(self, conn: ConnState, latency_ms: int) -> None:
         if latency_ms < 0:
@@ -777,7 +874,7 @@ class CoordService:
         # a digest identity is shown by its user name only, as ZooKeeper's provider does
         infos = [
             ClientInfo(s, i.split(":", 1)[0] if s == "digest" else i)
-            for s, i in conn.identities
+            for s, i in _java_hash_set_order(conn.identities)
             if (s, i) != acls.SUPER_IDENTITY
         ]
         return ERR.OK, WhoAmIResponse(infos).to_bytes()

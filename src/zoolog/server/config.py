@@ -4,7 +4,10 @@
 maxClientCnxns, minSessionTimeout, maxSessionTimeout, snapCount, forceSync,
 globalOutstandingLimit,
 4lw.commands.whitelist, extendedTypesEnabled, jute.maxbuffer,
-DigestAuthenticationProvider.superDigest); unknown keys are reported, never silently dropped
+DigestAuthenticationProvider.superDigest, and SASL's java.security.auth.login.config,
+sasl.serverconfig, superUser, enforce.auth.enabled, enforce.auth.schemes,
+sessionRequireClientSASLAuth, allowSaslFailedClients, each also with ZooKeeper's `zookeeper.`
+system-property prefix); unknown keys are reported, never silently dropped
 into a different meaning. Quorum keys (server.N, initLimit, syncLimit) are accepted and recorded
 for the replicated mode. zoolog's own limits are set with `zoolog.limits.<name>=N`, where
 `<name>` is a field of `zoolog.limits.Limits`.
@@ -19,6 +22,7 @@ from pathlib import Path
 from zoolog.coord.service import ServiceConfig
 from zoolog.errors import ConfigError
 from zoolog.limits import Limits
+from zoolog.server.jaas import DEFAULT_SERVER_SECTION, digest_users
 
 DEFAULT_FOUR_LETTER_WHITELIST = frozenset(
     ("ruok", "isro", "srvr", "stat", "mntr", "cons", "conf", "envi", "wchs", "wchc", "wchp",
@@ -46,6 +50,15 @@ class NodeConfig:
     four_letter_whitelist: frozenset[str] = DEFAULT_FOUR_LETTER_WHITELIST
     extended_types_enabled: bool = True
     super_digest: str | None = None
+    jaas_path: Path | None = None
+    """A JAAS login file whose server section lists the SASL DIGEST-MD5 users; None: no
+    SASL (ZooKeeper: -Djava.security.auth.login.config=FILE)."""
+    sasl_server_section: str = DEFAULT_SERVER_SECTION
+    sasl_super_user: str | None = None
+    enforce_auth_enabled: bool = False
+    enforce_auth_schemes: frozenset[str] = frozenset()
+    session_require_client_sasl_auth: bool = False
+    allow_sasl_failed_clients: bool = False
     frame_bytes_max: int = 0
     """0 means Limits' default (jute.maxbuffer + slack)."""
     outstanding_requests_max: int = 1000
@@ -78,7 +91,16 @@ class NodeConfig:
         limits.validate()
         return limits
 
+    def required_auth_schemes(self) -> frozenset[str]:
+        """What enforcement asks of every connection (ZooKeeper's AuthenticationHelper):
+        sessionRequireClientSASLAuth means sasl; enforce.auth.enabled means its schemes."""
+        if self.session_require_client_sasl_auth:
+            return frozenset({"sasl"})
+        return self.enforce_auth_schemes if self.enforce_auth_enabled else frozenset()
+
     def service_config(self) -> ServiceConfig:
+        sasl_users = (digest_users(self.jaas_path, self.sasl_server_section)
+                      if self.jaas_path is not None else None)
         return ServiceConfig(
             server_id=self.server_id,
             tick_ms=self.tick_ms,
@@ -86,6 +108,10 @@ class NodeConfig:
             max_session_timeout_ms=self.max_session_timeout_ms,
             super_digest=self.super_digest,
             extended_types_enabled=self.extended_types_enabled,
+            sasl_users=sasl_users,
+            sasl_super_user=self.sasl_super_user,
+            enforce_auth_schemes=self.required_auth_schemes(),
+            allow_sasl_failed_clients=self.allow_sasl_failed_clients,
             limits=self.limits(),
         )
 
@@ -100,7 +126,24 @@ class NodeConfig:
         max_ms = self.max_session_timeout_ms or 20 * self.tick_ms
         if min_ms > max_ms:
             raise ConfigError(f"minSessionTimeout {min_ms} > maxSessionTimeout {max_ms}")
+        if self.enforce_auth_enabled and not self.enforce_auth_schemes:
+            raise ConfigError("enforce.auth.enabled is true: enforce.auth.schemes must name "
+                              "the schemes a client must authenticate with (e.g. sasl)")
+        unknown = self.enforce_auth_schemes - AUTH_SCHEMES
+        if self.enforce_auth_enabled and unknown:
+            raise ConfigError(f"enforce.auth.schemes: unknown scheme(s) "
+                              f"{', '.join(sorted(unknown))} (known: "
+                              f"{', '.join(sorted(AUTH_SCHEMES))})")
+        if "sasl" in self.required_auth_schemes() and self.jaas_path is None:
+            raise ConfigError("SASL authentication is required, but no JAAS file names its "
+                              "users: give --jaas FILE or java.security.auth.login.config")
+        if self.jaas_path is not None:
+            digest_users(self.jaas_path, self.sasl_server_section)  # readable and well-formed
         self.limits()
+
+
+AUTH_SCHEMES = frozenset({"ip", "digest", "sasl"})
+"""The schemes a client can authenticate with on the client port."""
 
 
 def _bool(value: str, key: str) -> bool:
@@ -117,6 +160,15 @@ def _int(value: str, key: str) -> int:
         return int(value.strip())
     except ValueError as exc:
         raise ConfigError(f"{key}: expected an integer, got {value!r}") from exc
+
+
+_BUILT_IN_AUTH_PROVIDERS = frozenset({
+    "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+})
+"""ZooKeeper registers the sasl scheme only when zoo.cfg names its provider (authProvider.N);
+zoolog always knows these schemes, so such lines change nothing."""
 
 
 def parse_zoo_cfg(text: str, base: NodeConfig | None = None) -> NodeConfig:
@@ -163,6 +215,24 @@ def parse_zoo_cfg(text: str, base: NodeConfig | None = None) -> NodeConfig:
             "zookeeper.DigestAuthenticationProvider.superDigest",
         ):
             config.super_digest = value
+        elif key in ("java.security.auth.login.config",
+                     "zookeeper.java.security.auth.login.config"):
+            config.jaas_path = Path(value)
+        elif key in ("sasl.serverconfig", "zookeeper.sasl.serverconfig"):
+            config.sasl_server_section = value
+        elif key in ("superUser", "zookeeper.superUser"):
+            config.sasl_super_user = value
+        elif key in ("enforce.auth.enabled", "zookeeper.enforce.auth.enabled"):
+            config.enforce_auth_enabled = _bool(value, key)
+        elif key in ("enforce.auth.schemes", "zookeeper.enforce.auth.schemes"):
+            config.enforce_auth_schemes = frozenset(
+                s.strip() for s in value.split(",") if s.strip())
+        elif key in ("sessionRequireClientSASLAuth", "zookeeper.sessionRequireClientSASLAuth"):
+            config.session_require_client_sasl_auth = _bool(value, key)
+        elif key in ("allowSaslFailedClients", "zookeeper.allowSaslFailedClients"):
+            config.allow_sasl_failed_clients = _bool(value, key)
+        elif key.startswith("authProvider.") and value in _BUILT_IN_AUTH_PROVIDERS:
+            config.unknown_keys[key] = value  # understood: zoolog always has these schemes
         elif key in ("globalOutstandingLimit", "zookeeper.globalOutstandingLimit"):
             config.outstanding_requests_max = _int(value, key)
         elif key.startswith("zoolog.limits."):

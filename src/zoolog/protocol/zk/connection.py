@@ -253,8 +253,10 @@ def encode_reply(xid: int, zxid: int, err: int, record: Any = None) -> bytes:
     return _REPLY_HEADER.pack(16 + len(body), xid, zxid, 0) + body
 
 
-def encode_raw_reply(xid: int, zxid: int, body: bytes) -> bytes:
-    return _REPLY_HEADER.pack(16 + len(body), xid, zxid, 0) + body
+def encode_raw_reply(xid: int, zxid: int, body: bytes, err: int = 0) -> bytes:
+    """A reply frame with `body` sent whatever `err` is (ZooKeeper does so for a failed sasl
+    request: its header and a null token)."""
+    return _REPLY_HEADER.pack(16 + len(body), xid, zxid, err) + body
 
 
 def encode_event(event_type: int, state: int, path: str) -> bytes:
