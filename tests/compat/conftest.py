@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from kazoo.client import KazooClient
+from tests.kazoo_clients import stop_all
 
 from zoolog.testing import ZkServerThread
 
@@ -19,12 +20,7 @@ def make_client(zoolog_zk: ZkServerThread) -> Iterator[Callable[..., KazooClient
         return client
 
     yield make
-    for client in clients:
-        try:
-            client.stop()
-            client.close()
-        except Exception:
-            pass
+    stop_all(clients)
 
 
 @pytest.fixture

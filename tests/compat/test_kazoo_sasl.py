@@ -18,6 +18,7 @@ from kazoo.exceptions import (
 )
 from kazoo.protocol.states import KeeperState
 from kazoo.security import make_acl
+from tests.kazoo_clients import stop_all
 
 from zoolog.testing import ZkServerThread
 from zoolog.testing.servers import wait_until
@@ -92,12 +93,7 @@ def clients() -> Iterator[Callable[..., KazooClient]]:
         return kazoo
 
     yield client
-    for kazoo in made:
-        try:
-            kazoo.stop()
-            kazoo.close()
-        except Exception:
-            pass
+    stop_all(made)
 
 
 def test_sasl_user_owns_a_node_others_are_refused(

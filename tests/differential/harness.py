@@ -30,6 +30,9 @@ T = TypeVar("T")
 
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 JAVA = shutil.which("java") or "/usr/bin/java"
+NETTY_JARS = ("/usr/share/java/netty-codec.jar", "/usr/share/java/netty-resolver.jar")
+"""Debian's zookeeper.jar leaves these off its manifest class path, yet its Netty TLS server
+and client need them (NoClassDefFoundError without)."""
 CONTAINER_CHECK_INTERVAL_MS = 100
 """Both servers check containers and TTL nodes this often, so expiry tests stay short."""
 
@@ -74,12 +77,14 @@ class ZooKeeperProcess:
     """Apache ZooKeeper 3.8 standalone (ZooKeeperServerMain) in a child java process."""
 
     def __init__(self, base: Path, extra_cfg: tuple[str, ...] = (),
-                 jvm_flags: tuple[str, ...] = ()) -> None:
+                 jvm_flags: tuple[str, ...] = (), classpath: tuple[str, ...] = ()) -> None:
         """`extra_cfg`: more zoo.cfg lines; `jvm_flags`: more JVM options (e.g.
-        -Djava.security.auth.login.config=FILE)."""
+        -Djava.security.auth.login.config=FILE); `classpath`: more jars (NETTY_JARS for
+        TLS)."""
         self.base = base
         self.extra_cfg = extra_cfg
         self.jvm_flags = jvm_flags
+        self.classpath = classpath
         self.port = free_port()
         self.log_path = base / "zookeeper.out"
         self.process: subprocess.Popen[bytes] | None = None
@@ -113,7 +118,7 @@ class ZooKeeperProcess:
             f"-Dzookeeper.log.dir={self.base}",
             *self.jvm_flags,
             "-cp",
-            str(ZOOKEEPER_JAR),
+            ":".join((str(ZOOKEEPER_JAR), *self.classpath)),
             "org.apache.zookeeper.server.ZooKeeperServerMain",
             str(cfg),
         ]

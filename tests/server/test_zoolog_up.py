@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import SessionClosedRequireSaslError
+from kazoo.security import make_acl
+from tests.tls_certs import CertificateAuthority, name
 
 from zoolog.errors import ConfigError
 from zoolog.server.config import parse_zoo_cfg
@@ -120,8 +123,6 @@ def test_up_with_sasl_users_from_a_jaas_file(tmp_path: Path, where: str) -> None
     """An operator's SASL set-up: the JAAS file named in zoo.cfg (with ZooKeeper's enforcement
     key) or on the command line; kazoo authenticates over DIGEST-MD5, anonymous requests are
     refused."""
-    from kazoo.exceptions import SessionClosedRequireSaslError
-
     port = free_port()
     jaas = tmp_path / "jaas.conf"
     jaas.write_text(JAAS)
@@ -168,3 +169,44 @@ def test_up_reports_a_bad_jaas_file_clearly(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "has no 'Server' section (it has: Client)" in result.stderr
+
+
+def test_up_serves_tls_from_zoo_cfg(tmp_path: Path) -> None:
+    """secureClientPort and ZooKeeper's ssl.* keys in an operator's zoo.cfg: `zoolog up` says
+    where TLS is served, kazoo connects with a client certificate and gets its x509 identity,
+    and the plain port serves beside it."""
+    ca = CertificateAuthority(tmp_path / "pki")
+    server = ca.issue("server", name(("CN", "localhost")), hosts=("127.0.0.1",))
+    carol = ca.issue("carol", name(("CN", "carol")))
+    port, secure_port = free_port(), free_port()
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text(
+        f"dataDir={tmp_path / 'data'}\nclientPort={port}\nsecureClientPort={secure_port}\n"
+        "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n"
+        f"ssl.keyStore.location={server.bundle}\nssl.keyStore.type=PEM\n"
+        f"ssl.trustStore.location={ca.pem}\nssl.trustStore.type=PEM\n")
+    proc = subprocess.Popen([sys.executable, "-m", "zoolog", "up", "--no-kafka", "--config",
+                             str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        assert f"listening on 127.0.0.1:{port}" in proc.stdout.readline()
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert any(f"TLS on 127.0.0.1:{secure_port} (ssl.clientAuth=need)" in line
+                   for line in lines), lines
+        tls = KazooClient(hosts=f"127.0.0.1:{secure_port}", timeout=10, use_ssl=True,
+                          ca=str(ca.pem), certfile=str(carol.cert), keyfile=str(carol.key))
+        tls.start(timeout=10)
+        tls.create("/tls-up", b"ok", acl=[make_acl("x509", "CN=carol", all=True)])
+        assert tls.get("/tls-up")[0] == b"ok"
+        tls.stop()
+        tls.close()
+        plain = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10)
+        plain.start(timeout=10)
+        assert plain.exists("/tls-up") is not None
+        plain.stop()
+        plain.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0

@@ -124,6 +124,9 @@ async def _run(args: argparse.Namespace, config: NodeConfig,
         await node.start()
         recovered = node.recovery
         print(f"zoolog coordination service listening on {node.connect_string}", flush=True)
+        if node.secure_port is not None and config.client_port_enabled:
+            print(f"  TLS on {config.secure_host or config.host}:{node.secure_port} "
+                  f"(ssl.clientAuth={config.tls_client_auth})", flush=True)
         print(f"  data dir: {config.data_dir.resolve()} (zxid {node.state.last_zxid:#x}, "
               f"{node.state.node_count()} znodes, {len(node.state.sessions)} sessions, "
               f"{recovered.replayed_txns} txns replayed)", flush=True)

@@ -107,6 +107,9 @@ class ServiceConfig:
     allow_sasl_failed_clients: bool = False
     """Keep a connection whose SASL authentication failed (zookeeper.allowSaslFailedClients),
     unless enforcement requires sasl."""
+    x509_super_user: str | None = None
+    """A client certificate subject that bypasses every ACL
+    (X509AuthenticationProvider.superUser)."""
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -295,8 +298,16 @@ class CoordService:
 
     # ------------------------------------------------------------------ connections
 
-    def open(self, conn_id: int, peer: tuple[str, int], now_ms: int) -> None:
-        self.conns[conn_id] = ConnState(conn_id, peer, now_ms)
+    def open(self, conn_id: int, peer: tuple[str, int], now_ms: int,
+             x509: str | None = None) -> None:
+        """A client connected from `peer`; `x509` is the subject of the certificate it proved
+        it holds in the TLS handshake."""
+        conn = self.conns[conn_id] = ConnState(conn_id, peer, now_ms)
+        if x509 is not None:
+            conn.identities.append(("x509", x509))
+            if x509 == self.config.x509_super_user:
+                conn.identities.append(acls.SUPER_IDENTITY)
+            conn.identity_tuple = tuple(conn.identities)
 
     def lost(self, conn_id: int) -> None:
         """The connection is gone (closed by either side): drop its watches, keep its session."""
@@ -480,7 +491,8 @@ class CoordService:
                 nonce = base64.b64encode(self.random_bytes(30)).decode("ascii")
                 sasl = conn.sasl = DigestMd5Server(users.get, nonce)
             token = sasl.evaluate(record.token or b"")
-        except SaslError as exc:
+        except Exception as exc:  # SaslError, or a flaw in the mechanism: a failed login
+            # either way, never an exception out of the service
             conn.sasl = None
             required = "sasl" in self.config.enforce_auth_schemes
             if self.config.allow_sasl_failed_clients and not required:

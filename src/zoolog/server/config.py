@@ -6,8 +6,10 @@ globalOutstandingLimit,
 4lw.commands.whitelist, extendedTypesEnabled, jute.maxbuffer,
 DigestAuthenticationProvider.superDigest, and SASL's java.security.auth.login.config,
 sasl.serverconfig, superUser, enforce.auth.enabled, enforce.auth.schemes,
-sessionRequireClientSASLAuth, allowSaslFailedClients, each also with ZooKeeper's `zookeeper.`
-system-property prefix); unknown keys are reported, never silently dropped
+sessionRequireClientSASLAuth, allowSaslFailedClients, and TLS's secureClientPort,
+secureClientPortAddress, ssl.keyStore.*, ssl.trustStore.*, ssl.clientAuth, ssl.protocol,
+ssl.enabledProtocols, X509AuthenticationProvider.superUser, each also with ZooKeeper's
+`zookeeper.` system-property prefix); unknown keys are reported, never silently dropped
 into a different meaning. Quorum keys (server.N, initLimit, syncLimit) are accepted and recorded
 for the replicated mode. zoolog's own limits are set with `zoolog.limits.<name>=N`, where
 `<name>` is a field of `zoolog.limits.Limits`.
@@ -23,6 +25,7 @@ from zoolog.coord.service import ServiceConfig
 from zoolog.errors import ConfigError
 from zoolog.limits import Limits
 from zoolog.server.jaas import DEFAULT_SERVER_SECTION, digest_users
+from zoolog.server.tls import TlsSettings, server_context, store_type
 
 DEFAULT_FOUR_LETTER_WHITELIST = frozenset(
     ("ruok", "isro", "srvr", "stat", "mntr", "cons", "conf", "envi", "wchs", "wchc", "wchp",
@@ -59,6 +62,21 @@ class NodeConfig:
     enforce_auth_schemes: frozenset[str] = frozenset()
     session_require_client_sasl_auth: bool = False
     allow_sasl_failed_clients: bool = False
+    client_port_enabled: bool = True
+    """Serve plain connections on client_port (a zoo.cfg with only secureClientPort: no)."""
+    secure_client_port: int | None = None
+    """TLS connections on this port (0: any free port); None: no TLS listener."""
+    secure_host: str | None = None
+    """secureClientPortAddress; None: the same address as the plain port."""
+    tls_key_store: Path | None = None
+    tls_key_store_password: str | None = None
+    tls_key_store_type: str | None = None
+    tls_trust_store: Path | None = None
+    tls_trust_store_type: str | None = None
+    tls_client_auth: str = "need"
+    tls_protocols: tuple[str, ...] = ()
+    x509_super_user: str | None = None
+    """A certificate subject (RFC 2253 DN) that bypasses every ACL."""
     frame_bytes_max: int = 0
     """0 means Limits' default (jute.maxbuffer + slack)."""
     outstanding_requests_max: int = 1000
@@ -98,6 +116,15 @@ class NodeConfig:
             return frozenset({"sasl"})
         return self.enforce_auth_schemes if self.enforce_auth_enabled else frozenset()
 
+    def tls_settings(self) -> TlsSettings | None:
+        if self.secure_client_port is None:
+            return None
+        if self.tls_key_store is None:
+            raise ConfigError("secureClientPort needs ssl.keyStore.location (a PEM file with "
+                              "the server's private key and certificate)")
+        return TlsSettings(self.tls_key_store, self.tls_key_store_password,
+                           self.tls_trust_store, self.tls_client_auth, self.tls_protocols)
+
     def service_config(self) -> ServiceConfig:
         sasl_users = (digest_users(self.jaas_path, self.sasl_server_section)
                       if self.jaas_path is not None else None)
@@ -112,6 +139,7 @@ class NodeConfig:
             sasl_super_user=self.sasl_super_user,
             enforce_auth_schemes=self.required_auth_schemes(),
             allow_sasl_failed_clients=self.allow_sasl_failed_clients,
+            x509_super_user=self.x509_super_user,
             limits=self.limits(),
         )
 
@@ -126,11 +154,13 @@ class NodeConfig:
         max_ms = self.max_session_timeout_ms or 20 * self.tick_ms
         if min_ms > max_ms:
             raise ConfigError(f"minSessionTimeout {min_ms} > maxSessionTimeout {max_ms}")
-        if self.enforce_auth_enabled and not self.enforce_auth_schemes:
+        enforcing = self.enforce_auth_enabled and not self.session_require_client_sasl_auth
+        # (sessionRequireClientSASLAuth makes ZooKeeper ignore the enforce.auth.* keys)
+        if enforcing and not self.enforce_auth_schemes:
             raise ConfigError("enforce.auth.enabled is true: enforce.auth.schemes must name "
                               "the schemes a client must authenticate with (e.g. sasl)")
         unknown = self.enforce_auth_schemes - AUTH_SCHEMES
-        if self.enforce_auth_enabled and unknown:
+        if enforcing and unknown:
             raise ConfigError(f"enforce.auth.schemes: unknown scheme(s) "
                               f"{', '.join(sorted(unknown))} (known: "
                               f"{', '.join(sorted(AUTH_SCHEMES))})")
@@ -139,10 +169,22 @@ class NodeConfig:
                               "users: give --jaas FILE or java.security.auth.login.config")
         if self.jaas_path is not None:
             digest_users(self.jaas_path, self.sasl_server_section)  # readable and well-formed
+        if not self.client_port_enabled and self.secure_client_port is None:
+            raise ConfigError("neither clientPort nor secureClientPort is set")
+        if self.secure_client_port is not None:
+            if not 0 <= self.secure_client_port < 65536:
+                raise ConfigError(f"secureClientPort {self.secure_client_port} out of range")
+            settings = self.tls_settings()
+            assert settings is not None
+            store_type(settings.key_store, self.tls_key_store_type, "ssl.keyStore.type")
+            if settings.trust_store is not None:
+                store_type(settings.trust_store, self.tls_trust_store_type,
+                           "ssl.trustStore.type")
+            server_context(settings)  # the files load and the options make sense
         self.limits()
 
 
-AUTH_SCHEMES = frozenset({"ip", "digest", "sasl"})
+AUTH_SCHEMES = frozenset({"ip", "digest", "sasl", "x509"})
 """The schemes a client can authenticate with on the client port."""
 
 
@@ -166,7 +208,14 @@ _BUILT_IN_AUTH_PROVIDERS = frozenset({
     "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
     "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
     "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
 })
+
+_UNSUPPORTED_TLS_KEYS = {
+    "ssl.ciphersuites": "zoolog uses OpenSSL's default cipher suites for TLS 1.2 and 1.3",
+    "ssl.crl": "certificate revocation lists are not checked",
+    "ssl.ocsp": "OCSP is not checked",
+}
 """ZooKeeper registers the sasl scheme only when zoo.cfg names its provider (authProvider.N);
 zoolog always knows these schemes, so such lines change nothing."""
 
@@ -174,6 +223,7 @@ zoolog always knows these schemes, so such lines change nothing."""
 def parse_zoo_cfg(text: str, base: NodeConfig | None = None) -> NodeConfig:
     """Apply the keys of a zoo.cfg (Java properties: key=value, # comments) to a NodeConfig."""
     config = dataclasses.replace(base) if base is not None else NodeConfig()
+    seen: set[str] = set()
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line[0] in "#!":
@@ -182,6 +232,8 @@ def parse_zoo_cfg(text: str, base: NodeConfig | None = None) -> NodeConfig:
         if sep < 0:
             raise ConfigError(f"zoo.cfg line {number}: expected key=value, got {raw!r}")
         key, value = line[:sep].strip(), line[sep + 1 :].strip()
+        seen.add(key)
+        tls_key = key.removeprefix("zookeeper.")
         if key == "tickTime":
             config.tick_ms = _int(value, key)
         elif key == "dataDir":
@@ -233,6 +285,42 @@ def parse_zoo_cfg(text: str, base: NodeConfig | None = None) -> NodeConfig:
             config.allow_sasl_failed_clients = _bool(value, key)
         elif key.startswith("authProvider.") and value in _BUILT_IN_AUTH_PROVIDERS:
             config.unknown_keys[key] = value  # understood: zoolog always has these schemes
+        elif key == "secureClientPort":
+            config.secure_client_port = _int(value, key)
+        elif key == "secureClientPortAddress":
+            config.secure_host = value
+        elif tls_key == "ssl.keyStore.location":
+            config.tls_key_store = Path(value)
+        elif tls_key == "ssl.keyStore.password":
+            config.tls_key_store_password = value or None
+        elif tls_key == "ssl.keyStore.type":
+            config.tls_key_store_type = value
+        elif tls_key == "ssl.trustStore.location":
+            config.tls_trust_store = Path(value)
+        elif tls_key == "ssl.trustStore.type":
+            config.tls_trust_store_type = value
+        elif tls_key == "ssl.trustStore.password":
+            pass  # a PEM trust store holds no secret; ZooKeeper ignores it for PEM as well
+        elif tls_key == "ssl.clientAuth":
+            config.tls_client_auth = value.strip().lower()
+        elif tls_key == "ssl.protocol":
+            if not config.tls_protocols:
+                config.tls_protocols = (value.strip(),)
+        elif tls_key == "ssl.enabledProtocols":
+            config.tls_protocols = tuple(p.strip() for p in value.split(",") if p.strip())
+        elif tls_key == "ssl.ciphersuites" or (
+            tls_key in ("ssl.crl", "ssl.ocsp") and _bool(value, key)
+        ):
+            raise ConfigError(f"{key} is not supported: {_UNSUPPORTED_TLS_KEYS[tls_key]}")
+        elif tls_key in ("ssl.crl", "ssl.ocsp", "ssl.hostnameVerification"):
+            # off, or (hostname verification) a client-side check: ZooKeeper's server does
+            # not verify client host names on the client port either
+            config.unknown_keys[key] = value
+        elif key in ("X509AuthenticationProvider.superUser",
+                     "zookeeper.X509AuthenticationProvider.superUser"):
+            config.x509_super_user = value
+        elif key == "serverCnxnFactory":
+            config.unknown_keys[key] = value  # understood: ZooKeeper needs Netty for TLS
         elif key in ("globalOutstandingLimit", "zookeeper.globalOutstandingLimit"):
             config.outstanding_requests_max = _int(value, key)
         elif key.startswith("zoolog.limits."):
@@ -251,6 +339,8 @@ def parse_zoo_cfg(text: str, base: NodeConfig | None = None) -> NodeConfig:
             config.unknown_keys[key] = value  # understood, and not applicable to zoolog
         else:
             config.unknown_keys[key] = value
+    if "secureClientPort" in seen and "clientPort" not in seen:
+        config.client_port_enabled = False  # ZooKeeper then serves TLS only
     config.validate()
     return config
 

@@ -93,8 +93,8 @@ def _conf(node: ZkNode) -> str:
     data_dir = os.path.abspath(config.data_dir)
     size = node.storage.size_bytes()
     lines = [
-        f"clientPort={node.port}",
-        "secureClientPort=-1",
+        f"clientPort={node.port if config.client_port_enabled else -1}",
+        f"secureClientPort={node.secure_port if node.secure_port is not None else -1}",
         f"dataDir={data_dir}/version-2",
         f"dataDirSize={size}",
         f"dataLogDir={data_dir}/version-2",

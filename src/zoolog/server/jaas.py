@@ -58,9 +58,10 @@ def _tokens(text: str, source: str) -> list[tuple[str, bool, int]]:
         elif ch == '"':
             value: list[str] = []
             i += 1
+            opened = line
             while True:
                 if i >= n:
-                    raise ConfigError(f"{source} line {line}: unterminated quoted value")
+                    raise ConfigError(f"{source} line {opened}: unterminated quoted value")
                 if text[i] == "\\" and i + 1 < n:
                     value.append(text[i + 1])
                     i += 2
@@ -120,7 +121,10 @@ def parse_jaas(text: str, source: str = "JAAS file") -> dict[str, list[LoginModu
                     raise ConfigError(f"{source} line {key_line}: expected an option or ';' "
                                       f"after {class_name}, got {key!r}")
                 take("=")
-                value, _, _ = take()
+                value, quoted, value_line = take()
+                if value in "{};=" and not quoted:
+                    raise ConfigError(f"{source} line {value_line}: expected a value for "
+                                      f"{key}, got {value!r}")
                 options[key] = value
             modules.append(LoginModule(class_name, flag.lower(), options))
         take("}")

@@ -5,7 +5,9 @@ what clients send (`ServerConnection`), and hands the core (`ZkNode`) plain even
 (`zoolog.protocol.zk.handoff`); it carries out the core's commands (send bytes, close, pause or
 resume reading). It holds no coordination state and decides nothing: sessions, ordering,
 replies and four-letter-word answers all come from the core. It enforces the two limits that
-belong to sockets: the frame size and the connections per client address.
+belong to sockets: the frame size and the connections per client address. It terminates TLS
+on a secure listener (`zoolog.server.tls`) and tells the core the subject of each client's
+certificate (its x509 identity) with the connection's open event.
 
 Two ways to run it, with the same `ClientFront` and the same hand-off tuples:
 - `InlineFront`: in the core's event loop, events handed over by a direct call (tests, and
@@ -31,12 +33,15 @@ import argparse
 import asyncio
 import logging
 import marshal
+import os
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from zoolog.errors import RemoteProtocolError, StartupError
@@ -63,11 +68,17 @@ from zoolog.protocol.zk.handoff import (
     plain_request,
 )
 from zoolog.server.process import die_with_parent
+from zoolog.server.tls import TlsSettings, server_context, x509_identity
 
 log = logging.getLogger("zoolog.zk.front")
 
 Events = list[tuple[Any, ...]]
 Sink = Callable[[Events], None]
+Listeners = list[tuple[socket.socket, TlsSettings | None]]
+"""The listening sockets a front accepts clients on, each plain (None) or TLS."""
+KEY_PASSWORD_ENV = "ZOOLOG_TLS_KEY_STORE_PASSWORD"
+"""How a front process is given the key store's password (never on its command line)."""
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
 
 _LEN = struct.Struct(">I")
 FRONT_START_TIMEOUT_S = 30.0
@@ -86,7 +97,7 @@ class FrontConnection(asyncio.Protocol):
     """One client connection: bytes in, hand-off events out."""
 
     __slots__ = ("codec", "conn_id", "done_reading", "front", "lingering", "paused_by_core",
-                 "peer", "reading", "registered", "transport", "unread_replies")
+                 "peer", "reading", "registered", "transport", "unread_replies", "x509")
 
     def __init__(self, front: ClientFront) -> None:
         self.front = front
@@ -100,6 +111,7 @@ class FrontConnection(asyncio.Protocol):
         self.done_reading = False  # a four-letter word was asked: its answer ends the talk
         self.lingering = False  # answered and half-closed: draining what the client sent
         self.reading = True
+        self.x509: str | None = None  # the subject of the client's TLS certificate
 
     def update_reading(self) -> None:
         """Read from the client unless the core, the link or the client itself holds back."""
@@ -127,6 +139,17 @@ class FrontConnection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername") or ("", 0)
         self.peer = (str(peer[0]), int(peer[1]))
+        tls = transport.get_extra_info("ssl_object")
+        if tls is not None:  # asyncio calls this once the handshake has succeeded
+            der = tls.getpeercert(binary_form=True)
+            if der:
+                try:
+                    self.x509 = x509_identity(der)
+                except ValueError as exc:
+                    log.warning("client %s:%d: unreadable certificate subject (%s); closing",
+                                *self.peer, exc)
+                    transport.abort()
+                    return
         self.front.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
@@ -192,11 +215,14 @@ class ClientFront:
         self.per_address: dict[str, int] = {}
         self._next_conn_id = 1
         self.link_paused = False
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
 
-    async def serve(self, listener: socket.socket) -> None:
+    async def serve(self, listener: socket.socket, tls: ssl.SSLContext | None = None) -> None:
+        """Accept clients on `listener` (a TLS listener with `tls`); call once per listener."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: FrontConnection(self), sock=listener)
+        self._servers.append(await loop.create_server(
+            lambda: FrontConnection(self), sock=listener, ssl=tls,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if tls is not None else None))
 
     def connection_made(self, conn: FrontConnection) -> None:
         address = conn.peer[0]
@@ -212,7 +238,7 @@ class ClientFront:
         conn.registered = True
         self.conns[conn.conn_id] = conn
         conn.update_reading()
-        self.sink([(EV_OPEN, conn.conn_id, conn.peer[0], conn.peer[1])])
+        self.sink([(EV_OPEN, conn.conn_id, conn.peer[0], conn.peer[1], conn.x509)])
 
     def connection_lost(self, conn: FrontConnection) -> None:
         if not conn.registered or self.conns.pop(conn.conn_id, None) is None:
@@ -260,25 +286,26 @@ class ClientFront:
 
     async def close(self) -> None:
         """Stop accepting and drop every client."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for conn in list(self.conns.values()):
             if conn.transport is not None:
                 conn.transport.abort()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()
 
 
 class InlineFront:
     """A `ClientFront` in the core's own event loop: events go to the core by a direct call."""
 
-    def __init__(self, handle: Sink, listener: socket.socket, frame_bytes_max: int,
+    def __init__(self, handle: Sink, listeners: Listeners, frame_bytes_max: int,
                  connections_per_address_max: int) -> None:
-        self.listener = listener
+        self.listeners = listeners
         self.front = ClientFront(handle, frame_bytes_max, connections_per_address_max)
 
     async def start(self) -> None:
-        await self.front.serve(self.listener)
+        for listener, tls in self.listeners:
+            await self.front.serve(listener, server_context(tls) if tls is not None else None)
 
     def deliver(self, commands: Events) -> None:
         self.front.deliver(commands)
@@ -356,11 +383,11 @@ class ProcessFront:
     """
 
     def __init__(self, handle: Sink, on_front_lost: Callable[[], None],
-                 listener: socket.socket, frame_bytes_max: int,
+                 listeners: Listeners, frame_bytes_max: int,
                  connections_per_address_max: int) -> None:
         self.handle = handle
         self.on_front_lost = on_front_lost
-        self.listener = listener
+        self.listeners = listeners
         self.frame_bytes_max = frame_bytes_max
         self.connections_per_address_max = connections_per_address_max
         self.process: subprocess.Popen[bytes] | None = None
@@ -385,14 +412,25 @@ class ProcessFront:
         self._started_at = loop.time()
         self._ready = loop.create_future()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        listen_args: list[str] = []
+        env = dict(os.environ)
+        for listener, tls in self.listeners:
+            if tls is None:
+                listen_args += ["--listen-fd", str(listener.fileno())]
+            else:
+                listen_args += ["--secure-listen-fd", str(listener.fileno()), *tls.as_args()]
+                if tls.key_store_password is not None:  # not on a command line others see
+                    env[KEY_PASSWORD_ENV] = tls.key_store_password
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "zoolog.server.zk_front",
-                 "--listen-fd", str(self.listener.fileno()), "--link-fd", str(theirs.fileno()),
+                [sys.executable, "-m", "zoolog.server.zk_front", *listen_args,
+                 "--link-fd", str(theirs.fileno()),
                  "--frame-bytes-max", str(self.frame_bytes_max),
                  "--connections-per-address-max", str(self.connections_per_address_max),
                  "--log-level", logging.getLevelName(logging.getLogger().getEffectiveLevel())],
-                pass_fds=(self.listener.fileno(), theirs.fileno()),
+                pass_fds=(*(listener.fileno() for listener, _ in self.listeners),
+                          theirs.fileno()),
+                env=env,
             )
         finally:
             theirs.close()
@@ -469,8 +507,8 @@ class ProcessFront:
 
 # ---------------------------------------------------------------------- the child process
 
-async def _serve_front(listen_fd: int, link_fd: int, frame_bytes_max: int,
-                       connections_per_address_max: int) -> None:
+async def _serve_front(listeners: list[tuple[int, TlsSettings | None]], link_fd: int,
+                       frame_bytes_max: int, connections_per_address_max: int) -> None:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     pending: Events = []
@@ -496,7 +534,9 @@ async def _serve_front(listen_fd: int, link_fd: int, frame_bytes_max: int,
     link.on_pause = front.pause_all
     link.on_resume = front.resume_all
     await loop.create_unix_connection(lambda: link, sock=socket.socket(fileno=link_fd))
-    await front.serve(socket.socket(fileno=listen_fd))
+    for fd, tls in listeners:
+        await front.serve(socket.socket(fileno=fd),
+                          server_context(tls) if tls is not None else None)
     link.send([(EV_FRONT_READY, 0)])
     await done
     await front.close()
@@ -506,7 +546,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoolog.server.zk_front",
                                      description="zoolog's client front process (started by "
                                                  "the coordination node, not by hand)")
-    parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--listen-fd", type=int, help="a plain listening socket")
+    parser.add_argument("--secure-listen-fd", type=int, help="a TLS listening socket")
+    parser.add_argument("--tls-key-store", help="PEM key and certificate chain")
+    parser.add_argument("--tls-trust-store", help="PEM CA certificates")
+    parser.add_argument("--tls-client-auth", default="need")
+    parser.add_argument("--tls-protocol", action="append", default=[])
     parser.add_argument("--link-fd", type=int, required=True)
     parser.add_argument("--frame-bytes-max", type=int, required=True)
     parser.add_argument("--connections-per-address-max", type=int, required=True)
@@ -522,7 +567,15 @@ def main(argv: list[str] | None = None) -> int:
     from zoolog.server.process import tune_gc_for_serving
 
     tune_gc_for_serving()
-    asyncio.run(_serve_front(args.listen_fd, args.link_fd, args.frame_bytes_max,
+    listeners: list[tuple[int, TlsSettings | None]] = []
+    if args.listen_fd is not None:
+        listeners.append((args.listen_fd, None))
+    if args.secure_listen_fd is not None:
+        listeners.append((args.secure_listen_fd, TlsSettings(
+            Path(args.tls_key_store), os.environ.get(KEY_PASSWORD_ENV),
+            Path(args.tls_trust_store) if args.tls_trust_store else None,
+            args.tls_client_auth, tuple(args.tls_protocol))))
+    asyncio.run(_serve_front(listeners, args.link_fd, args.frame_bytes_max,
                              args.connections_per_address_max))
     return 0
 

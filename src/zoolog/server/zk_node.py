@@ -45,7 +45,7 @@ from zoolog.protocol.zk.handoff import (
 from zoolog.protocol.zk.opcodes import OpCode
 from zoolog.server import four_letter
 from zoolog.server.config import NodeConfig
-from zoolog.server.zk_front import InlineFront, ProcessFront
+from zoolog.server.zk_front import InlineFront, Listeners, ProcessFront
 from zoolog.server.zk_snapshotter import Snapshotter
 from zoolog.server.zk_storage import ZkStorage
 
@@ -83,33 +83,55 @@ class ZkNode:
         self.backpressure_pauses = 0
         self._batch: list[tuple[Txn, int | None, Pending | None, bytes]] = []
         self._flushing = False
-        self._listener: socket.socket | None = None
+        self._listeners: list[socket.socket] = []
         self.front: InlineFront | ProcessFront | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.started_ms = wall_ms()
         self.port = config.client_port
+        """The plain client port (the TLS one when only secureClientPort is served)."""
+        self.secure_port: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         config = self.config
-        listener = socket.create_server(
-            (config.host, config.client_port), backlog=1024, reuse_port=False
-        )
-        listener.setblocking(False)
-        self._listener = listener
-        self.port = listener.getsockname()[1]
+        listeners: Listeners = []
+        try:
+            if config.client_port_enabled:
+                listener = socket.create_server(
+                    (config.host, config.client_port), backlog=1024, reuse_port=False)
+                listeners.append((listener, None))
+                self.port = listener.getsockname()[1]
+            tls = config.tls_settings()
+            if tls is not None:
+                assert config.secure_client_port is not None
+                listener = socket.create_server(
+                    (config.secure_host or config.host, config.secure_client_port),
+                    backlog=1024, reuse_port=False)
+                listeners.append((listener, tls))
+                self.secure_port = listener.getsockname()[1]
+                if not config.client_port_enabled:
+                    self.port = self.secure_port
+        except BaseException:
+            for listener, _ in listeners:
+                listener.close()
+            self.storage.close()
+            raise
+        for listener, _ in listeners:
+            listener.setblocking(False)
+        self._listeners = [listener for listener, _ in listeners]
         limits = self.limits
         if config.client_front_process:
-            self.front = ProcessFront(self.handle, self._front_lost, listener,
+            self.front = ProcessFront(self.handle, self._front_lost, listeners,
                                       limits.frame_bytes_max, limits.connections_per_address_max)
         else:
-            self.front = InlineFront(self.handle, listener, limits.frame_bytes_max,
+            self.front = InlineFront(self.handle, listeners, limits.frame_bytes_max,
                                      limits.connections_per_address_max)
         try:
             await self.front.start()
         except BaseException:
-            listener.close()
+            for listener in self._listeners:
+                listener.close()
             self.storage.close()
             raise
         self._tasks.append(asyncio.create_task(self._session_timer()))
@@ -127,8 +149,8 @@ class ZkNode:
                 await task
         if self.front is not None:
             await self.front.stop()
-        if self._listener is not None:
-            self._listener.close()
+        for listener in self._listeners:
+            listener.close()
         while self._flushing or self._batch:
             await asyncio.sleep(0.01)
         await self.snapshotter.wait()
@@ -153,7 +175,7 @@ class ZkNode:
                     requested.add(conn_id)
             elif kind == EV_OPEN:
                 self.conns[conn_id] = (event[2], event[3])
-                service.open(conn_id, (event[2], event[3]), now)
+                service.open(conn_id, (event[2], event[3]), now, event[4])
             elif kind == EV_LOST:
                 self.connection_lost(conn_id)
             elif kind == EV_CONNECT:

@@ -55,6 +55,8 @@ class ZkServerThread:
         # later restarts reuse the same port so clients can reconnect to it
         assert self.node is not None
         self.config.client_port = self.node.port
+        if self.node.secure_port is not None:
+            self.config.secure_client_port = self.node.secure_port
         return self
 
     @property
@@ -65,6 +67,12 @@ class ZkServerThread:
     @property
     def connect_string(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def secure_port(self) -> int:
+        """The TLS client port (secure_client_port given)."""
+        assert self.node is not None and self.node.secure_port is not None
+        return self.node.secure_port
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the server's loop and return its result (for inspecting state)."""

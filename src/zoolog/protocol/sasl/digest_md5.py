@@ -46,6 +46,8 @@ def parse_directives(text: str) -> dict[str, str]:
         key = text[i:eq].strip().lower()
         if not key:
             raise SaslError("DIGEST-MD5: empty directive name")
+        if any(ch in key for ch in ' \t\r\n,;"'):
+            raise SaslError(f"DIGEST-MD5: directive without a value at {text[i:eq]!r}")
         i = eq + 1
         while i < n and text[i] in " \t":
             i += 1
@@ -150,11 +152,11 @@ class DigestMd5Server:
         except UnicodeDecodeError as exc:
             raise SaslError("DIGEST-MD5: response is not UTF-8") from exc
         fields = parse_directives(text)
-        utf8 = False
-        if "charset" in fields:
-            if fields["charset"].lower() != "utf-8":
-                raise SaslError(f"DIGEST-MD5: unsupported charset {fields['charset']!r}")
-            utf8 = True
+        if "charset" in fields and fields["charset"].lower() != "utf-8":
+            raise SaslError(f"DIGEST-MD5: unsupported charset {fields['charset']!r}")
+        # the challenge offered charset=utf-8, so values are hashed by its rule whether or not
+        # the client echoes it (as Java's server does; pure-sasl never echoes it)
+        utf8 = True
         for required in ("username", "nonce", "cnonce", "nc", "digest-uri", "response"):
             if required not in fields:
                 raise SaslError(f"DIGEST-MD5: response has no {required}")
@@ -165,8 +167,10 @@ class DigestMd5Server:
             raise SaslError("DIGEST-MD5: nonce does not match the challenge")
         if fields["nc"] != "00000001":
             raise SaslError(f"DIGEST-MD5: nonce count must be 00000001, not {fields['nc']!r}")
-        realm = fields.get("realm", "")
-        if realm and realm != self._realm:
+        realm = fields.get("realm")
+        if realm is None:  # the challenge named one, so the response must (as Java requires)
+            raise SaslError("DIGEST-MD5: response has no realm")
+        if realm != self._realm:
             raise SaslError(f"DIGEST-MD5: unknown realm {realm!r}")
         if fields["digest-uri"] != self._digest_uri:
             raise SaslError(f"DIGEST-MD5: digest-uri {fields['digest-uri']!r} is not "

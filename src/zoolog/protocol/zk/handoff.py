@@ -8,7 +8,8 @@ call per batch — an order of magnitude cheaper than pickling record objects.
 
 Events, front -> core (`conn_id` is the front's number for the client connection):
 
-    (EV_OPEN, conn_id, host, port)                 a client connected
+    (EV_OPEN, conn_id, host, port, x509)           a client connected (x509: the subject of
+                                                   its TLS certificate, or None)
     (EV_LOST, conn_id)                             it is gone (last event for conn_id)
     (EV_REQUEST, conn_id, xid, op, plain_record, body)
                                                    a decoded request (see `plain_request`) and
