@@ -23,7 +23,7 @@ from kazoo.client import KazooClient
 from kazoo.security import make_acl
 from puresasl.client import SASLClient
 
-from tests.cli.zkcli import ZKCLI, require_zkcli, split_transcript
+from tests.cli.zkcli import ZKCLI, require_zkcli, run_zoolog_cli, split_transcript
 from tests.differential.harness import Server, ZooKeeperProcess
 from zoolog.protocol.sasl.digest_md5 import parse_directives
 from zoolog.protocol.zk._generated.jute_records import (
@@ -355,3 +355,21 @@ def test_zkcli_with_a_jaas_client_section(sasl_servers: tuple[Server, Server],
     assert "sasl: bob" in zookeeper[0]
     assert "WatchedEvent state:SaslAuthenticated type:None path:null" in zookeeper[0]
     assert "WatchedEvent state:AuthFailed type:None path:null" in zookeeper[1]
+
+
+def test_zoolog_cli_with_a_jaas_client_section(sasl_servers: tuple[Server, Server],
+                                               tmp_path: Path) -> None:
+    """zoolog's own CLI authenticates to both servers as zkCli.sh does, and its `whoami`
+    prints what zkCli.sh's does."""
+    good = client_jaas(tmp_path / "good.conf", "bob", "bobsecret")
+    wrong = client_jaas(tmp_path / "wrong.conf", "bob", "nope")
+
+    def run(server: Server) -> list[Any]:
+        ok = run_zoolog_cli(server.connect_string, ["--jaas", str(good), "whoami"])
+        refused = run_zoolog_cli(server.connect_string, ["--jaas", str(wrong), "whoami"])
+        return [ok.returncode, ok.stdout.splitlines(), refused.returncode,
+                "AUTHFAILED" in refused.stderr]
+
+    zookeeper, zoolog = (run(server) for server in sasl_servers)
+    assert zoolog == zookeeper
+    assert zookeeper == [0, ["Auth scheme: User", "sasl: bob", "ip: 127.0.0.1"], 1, True]

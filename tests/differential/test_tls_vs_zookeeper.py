@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from kazoo.client import KazooClient
 from kazoo.security import make_acl
 
-from tests.cli.zkcli import ZKCLI, require_zkcli, split_transcript
+from tests.cli.zkcli import ZKCLI, require_zkcli, run_zoolog_cli, split_transcript
 from tests.differential.harness import (
     JAVA,
     NETTY_JARS,
@@ -265,3 +265,21 @@ def test_conf_names_both_ports(sides: tuple[Side, Side]) -> None:
         lines = four_letter(side.port, "conf").splitlines()
         assert f"clientPort={side.port}" in lines
         assert f"secureClientPort={side.secure_port}" in lines
+
+
+def test_zoolog_cli_over_tls(sides: tuple[Side, Side], pki: Pki) -> None:
+    """zoolog's own CLI on a secureClientPort, as zkCli.sh with zookeeper.client.secure."""
+    bob = pki.users["bob"]
+    tls = ["--tls", "--tls-ca", str(pki.ca.pem), "--tls-cert", str(bob.cert),
+           "--tls-key", str(bob.key)]
+
+    def run(side: Side) -> list[Any]:
+        done = run_zoolog_cli(f"localhost:{side.secure_port}", [*tls, "whoami"])
+        untrusted = run_zoolog_cli(f"localhost:{side.secure_port}",
+                                   ["--tls", "--tls-ca", str(pki.ca.pem), "whoami"])
+        return [done.returncode, done.stdout.splitlines(), untrusted.returncode]
+
+    zookeeper, zoolog = (run(side) for side in sides)
+    assert zoolog == zookeeper
+    assert zookeeper[0] == 0 and r"x509: CN=bob\+admin,OU=ops,O=Acme\, Inc.,C=US" in zookeeper[1]
+    assert zookeeper[2] == 1  # no client certificate: the handshake is refused

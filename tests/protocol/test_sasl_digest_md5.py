@@ -15,6 +15,7 @@ from puresasl.client import SASLClient
 
 from zoolog.protocol.sasl.digest_md5 import (
     REALM,
+    DigestMd5Client,
     DigestMd5Server,
     SaslError,
     parse_directives,
@@ -490,3 +491,39 @@ def test_charset_utf8_clients_authenticate_with_any_characters(
     response, _ = rfc_client(username, other, "dW5pY29kZQ==", "Y25vbmNl", authzid)
     with pytest.raises(SaslError, match="wrong password"):
         server.evaluate(response)
+
+
+# --------------------------------------------------------------- the client side
+
+
+def test_client_reproduces_kazoos_proof_and_checks_zookeepers_rspauth() -> None:
+    """zoolog's own client (DigestMd5Client), given the cnonce kazoo chose in the captured
+    exchange, proves the password with the same response value and accepts ZooKeeper's
+    rspauth."""
+    client = DigestMd5Client("bob", "bobsecret", "4967489958603968")
+    response = parse_directives(client.respond(ZK_CHALLENGE).decode())
+    assert response["response"] == "d1d73d564ab31efe6a3a8c47f3ff0a46"
+    assert response["digest-uri"] == DIGEST_URI and response["nc"] == "00000001"
+    client.verify(b"rspauth=7e5ec3100157b61f48a6665b13498a8f")
+    assert client.complete
+
+
+def test_client_and_server_with_any_credentials() -> None:
+    for user, password in [("bob", "bobsecret"), ("jürgen", "pässwort"), ("юрий", "пароль")]:
+        server = DigestMd5Server({user: password}.get, "c2VydmVy")
+        client = DigestMd5Client(user, password, "Y2xpZW50")
+        client.verify(server.evaluate(client.respond(server.evaluate(b""))))
+        assert client.complete and server.authorization_id == user
+
+
+def test_client_refuses_a_server_that_does_not_know_the_password() -> None:
+    impostor = DigestMd5Server({"bob": "other"}.get, "c2VydmVy")
+    client = DigestMd5Client("bob", "bobsecret", "Y2xpZW50")
+    response = client.respond(impostor.evaluate(b""))
+    forged = response_value(username="bob", realm=REALM, password="other", nonce="c2VydmVy",
+                            cnonce="Y2xpZW50", nc="00000001", qop="auth",
+                            digest_uri=DIGEST_URI, authzid=None, utf8=True, a2_prefix="")
+    assert b"response=" in response
+    with pytest.raises(SaslError, match="rspauth does not prove"):
+        client.verify(f"rspauth={forged}".encode())
+    assert not client.complete

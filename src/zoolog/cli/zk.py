@@ -2,9 +2,11 @@
 
 Verbs: ls [-R] [-s] PATH, get [-s] PATH, set [-v V] PATH DATA, create [-e] [-s] [-c] [-t TTL]
 PATH [DATA] [ACL], delete [-v V] PATH, deleteall PATH, stat PATH, addWatch [-m MODE] PATH,
-getAcl PATH, setAcl [-v V] PATH ACL, addauth SCHEME AUTH, sync PATH, and any four-letter word
-(ruok, srvr, stat, mntr, ...) passed through. Without a verb it reads commands from stdin, one
-per line, like zkCli's shell. Works against zoolog and Apache ZooKeeper alike.
+getAcl PATH, setAcl [-v V] PATH ACL, addauth SCHEME AUTH, sync PATH, whoami, and any
+four-letter word (ruok, srvr, stat, mntr, ...) passed through. Without a verb it reads commands
+from stdin, one per line, like zkCli's shell. `--tls` (with --tls-ca, --tls-cert, --tls-key)
+connects to a secureClientPort; `--jaas FILE` authenticates with SASL DIGEST-MD5 as the JAAS
+file's Client section says. Works against zoolog and Apache ZooKeeper alike.
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shlex
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from zoolog.client.zk import ZkClient, four_letter_word
 from zoolog.coord import acl as acls
 from zoolog.coord.errors import Code, ZkError
-from zoolog.protocol.zk._generated.jute_records import ACL, Id, Stat
+from zoolog.errors import ConfigError
+from zoolog.protocol.zk._generated.jute_records import ACL, Id, Stat, WhoAmIResponse
 from zoolog.protocol.zk.connection import FOUR_LETTER_WORDS
-from zoolog.protocol.zk.opcodes import CreateFlag, EventType
+from zoolog.protocol.zk.opcodes import CreateFlag, EventType, OpCode
+from zoolog.server.jaas import parse_jaas
 
 _PERMS = {"r": acls.READ, "w": acls.WRITE, "c": acls.CREATE, "d": acls.DELETE, "a": acls.ADMIN}
 
@@ -30,6 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-server", "--server", default="127.0.0.1:2181", help="host:port")
     parser.add_argument("-timeout", "--timeout", type=int, default=30_000,
                         help="session timeout in ms")
+    parser.add_argument("--tls", action="store_true",
+                        help="connect over TLS (a secureClientPort), as zkCli.sh with "
+                             "-Dzookeeper.client.secure=true")
+    parser.add_argument("--tls-ca", metavar="PEM", help="CA certificates the server's "
+                        "certificate must chain to (default: the system's)")
+    parser.add_argument("--tls-cert", metavar="PEM", help="client certificate (its subject is "
+                        "the x509 identity), with --tls-key")
+    parser.add_argument("--tls-key", metavar="PEM", help="the client certificate's private key")
+    parser.add_argument("--jaas", metavar="FILE", help="authenticate with SASL DIGEST-MD5 as "
+                        "the username/password of this JAAS file's Client section, as zkCli.sh "
+                        "does with -Djava.security.auth.login.config")
     parser.add_argument("verb", nargs="?", help="zkCli verb; omit to read commands from stdin")
     parser.add_argument("args", nargs=argparse.REMAINDER)
 
@@ -82,6 +99,7 @@ class Shell:
             "delete": self.delete, "deleteall": self.deleteall, "rmr": self.deleteall,
             "stat": self.stat, "addWatch": self.add_watch, "getAcl": self.get_acl,
             "setAcl": self.set_acl, "addauth": self.addauth, "sync": self.sync,
+            "whoami": self.whoami,
         }
 
     async def run(self, verb: str, args: list[str]) -> None:
@@ -109,6 +127,12 @@ class Shell:
                 rest.append(arg)
             i += 1
         return opts, rest
+
+    async def whoami(self, args: list[str]) -> None:
+        body = await self.client.request(OpCode.whoAmI, None)
+        print("Auth scheme: User")
+        for info in WhoAmIResponse.from_bytes(body).clientInfo or []:
+            print(f"{info.authScheme}: {info.user}")
 
     async def ls(self, args: list[str]) -> None:
         opts, rest = self._split(args, "Rsw")
@@ -235,7 +259,13 @@ async def _main(args: argparse.Namespace) -> int:
     if args.verb in FOUR_LETTER_WORDS and not (args.verb == "stat" and args.args):
         print(await four_letter_word(host, port, args.verb), end="")
         return 0
-    client = await ZkClient.connect(f"{host}:{port}", args.timeout)
+    tls = None
+    if args.tls or args.tls_cert:
+        tls = ssl.create_default_context(cafile=args.tls_ca)
+        if args.tls_cert:
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+    sasl = client_credentials(args.jaas) if args.jaas else None
+    client = await ZkClient.connect(f"{host}:{port}", args.timeout, tls=tls, sasl=sasl)
     shell = Shell(client, host, port)
     status = 0
     try:
@@ -263,6 +293,16 @@ async def _main(args: argparse.Namespace) -> int:
     return status
 
 
+def client_credentials(path: str, section: str = "Client") -> tuple[str, str]:
+    """(username, password) of a JAAS file's Client section (a DigestLoginModule's options)."""
+    sections = parse_jaas(Path(path).read_text(encoding="utf-8"), path)
+    for module in sections.get(section, []):
+        if "username" in module.options and "password" in module.options:
+            return module.options["username"], module.options["password"]
+    raise ConfigError(f"JAAS file {path} has no {section!r} section with username and "
+                      "password")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_main(args))
@@ -272,3 +312,6 @@ def run(args: argparse.Namespace) -> int:
     except ZkError as err:
         print(f"zoolog zk: {err}", file=sys.stderr)
         return 1
+    except ConfigError as err:
+        print(f"zoolog zk: {err}", file=sys.stderr)
+        return 2

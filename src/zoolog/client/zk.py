@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import secrets
+import ssl
 import struct
 from collections import deque
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from typing import Any
 
 from zoolog.coord.acl import OPEN_ACL_UNSAFE
 from zoolog.coord.errors import Code, ZkError
+from zoolog.protocol.sasl.digest_md5 import DigestMd5Client, SaslError
 from zoolog.protocol.zk._generated.jute_records import (
     ACL,
     AddWatchRequest,
@@ -42,12 +45,14 @@ from zoolog.protocol.zk._generated.jute_records import (
     GetChildren2Response,
     GetDataRequest,
     GetDataResponse,
+    GetSASLRequest,
     MultiHeader,
     ReplyHeader,
     SetACLRequest,
     SetACLResponse,
     SetDataRequest,
     SetDataResponse,
+    SetSASLResponse,
     Stat,
     SyncRequest,
     WatcherEvent,
@@ -95,17 +100,41 @@ class ZkClient:
         timeout_ms: int = 10_000,
         session: Session | None = None,
         connect_timeout_s: float = 10.0,
+        tls: ssl.SSLContext | None = None,
+        sasl: tuple[str, str] | None = None,
     ) -> ZkClient:
+        """`tls`: connect over TLS (a secureClientPort) with this client context; `sasl`:
+        (user, password) to authenticate with SASL DIGEST-MD5 once the session is up (an
+        AUTHFAILED ZkError if the server refuses)."""
         client = cls()
         hosts, slash, chroot = hosts.partition("/")
         client.chroot = ("/" + chroot.strip("/")) if slash and chroot.strip("/") else ""
         host, _, port = hosts.split(",")[0].strip().rpartition(":")
         await asyncio.wait_for(client._open(host or "127.0.0.1", int(port or 2181),
-                                            timeout_ms, session), connect_timeout_s)
+                                            timeout_ms, session, tls), connect_timeout_s)
+        if sasl is not None:
+            await asyncio.wait_for(client._sasl(*sasl), connect_timeout_s)
         return client
 
-    async def _open(self, host: str, port: int, timeout_ms: int, session: Session | None) -> None:
-        self._reader, self._writer = await asyncio.open_connection(host, port)
+    async def _sasl(self, user: str, password: str) -> None:
+        mechanism = DigestMd5Client(user, password, secrets.token_hex(16))
+        try:
+            challenge = SetSASLResponse.from_bytes(
+                await self._request(OpCode.sasl, GetSASLRequest(b""))).token or b""
+            rspauth = SetSASLResponse.from_bytes(await self._request(
+                OpCode.sasl, GetSASLRequest(mechanism.respond(challenge)))).token or b""
+            mechanism.verify(rspauth)
+        except ZkError:  # AUTHFAILED (or SESSIONCLOSEDREQUIRESASLAUTH): the server closes
+            await self.disconnect()
+            raise
+        except SaslError as exc:
+            await self.disconnect()
+            raise ZkError(Code.AUTHFAILED, str(exc)) from exc
+
+    async def _open(self, host: str, port: int, timeout_ms: int, session: Session | None,
+                    tls: ssl.SSLContext | None = None) -> None:
+        self._reader, self._writer = await asyncio.open_connection(
+            host, port, ssl=tls, server_hostname=host if tls is not None else None)
         request = ConnectRequest(
             0, self.last_zxid, timeout_ms,
             session.session_id if session else 0,

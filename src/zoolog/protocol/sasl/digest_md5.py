@@ -193,3 +193,51 @@ class DigestMd5Server:
         self.authorization_id = username
         rspauth = value("")
         return f"rspauth={rspauth}".encode("ascii")
+
+
+class DigestMd5Client:
+    """The client side, for zoolog's own ZooKeeper client: `respond(challenge)` gives the
+    digest-response, `verify(rspauth_token)` checks the server's proof of the password."""
+
+    def __init__(self, username: str, password: str, cnonce: str,
+                 realm: str = REALM, protocol: str = PROTOCOL) -> None:
+        self._username = username
+        self._password = password
+        self._cnonce = cnonce
+        self._digest_uri = f"{protocol}/{realm}"
+        self._default_realm = realm
+        self._expected_rspauth: str | None = None
+        self.complete = False
+
+    def respond(self, challenge: bytes) -> bytes:
+        fields = parse_directives(challenge.decode("utf-8"))
+        if "nonce" not in fields:
+            raise SaslError("DIGEST-MD5: challenge has no nonce")
+        if "auth" not in fields.get("qop", "auth").split(","):
+            raise SaslError(f"DIGEST-MD5: the server offers no qop=auth ({fields['qop']!r})")
+        realm = fields.get("realm", self._default_realm)
+        nonce = fields["nonce"]
+
+        def value(a2_prefix: str) -> str:
+            return response_value(
+                username=self._username, realm=realm, password=self._password, nonce=nonce,
+                cnonce=self._cnonce, nc="00000001", qop="auth", digest_uri=self._digest_uri,
+                authzid=None, utf8=True, a2_prefix=a2_prefix,
+            )
+
+        self._expected_rspauth = value("")
+        return ",".join([
+            "charset=utf-8", f"username={_quote(self._username)}", f"realm={_quote(realm)}",
+            f"nonce={_quote(nonce)}", "nc=00000001", f"cnonce={_quote(self._cnonce)}",
+            f"digest-uri={_quote(self._digest_uri)}", "qop=auth",
+            f"response={value('AUTHENTICATE')}",
+        ]).encode("utf-8")
+
+    def verify(self, token: bytes) -> None:
+        fields = parse_directives(token.decode("utf-8"))
+        if self._expected_rspauth is None or not hmac.compare_digest(
+            fields.get("rspauth", "").lower(), self._expected_rspauth
+        ):
+            raise SaslError("DIGEST-MD5: the server's rspauth does not prove it knows the "
+                            "password")
+        self.complete = True
