@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
+from tests.tls_certs import CertificateAuthority, name
 
 from zoolog.errors import StartupError
 from zoolog.protocol.zk.handoff import CMD_SEND, EV_FOUR_LETTER_WORD, EV_OPEN
@@ -49,6 +50,34 @@ def test_a_killed_front_is_replaced_and_sessions_survive(tmp_path: Path) -> None
         finally:
             client.stop()
             client.close()
+
+
+def test_a_replaced_front_serves_tls_again(tmp_path: Path) -> None:
+    """The new front builds its TLS context from the same settings, the encrypted key's
+    password included (it travels in the environment, not on the command line), and clients
+    still prove their certificates."""
+    ca = CertificateAuthority(tmp_path / "pki")
+    server_cert = ca.issue("server", name(("CN", "localhost")), hosts=("127.0.0.1",),
+                           password="key-pw")
+    carol = ca.issue("carol", name(("CN", "carol")))
+    with ZkServerThread(tmp_path / "zk", client_front_process=True, secure_client_port=0,
+                        tls_key_store=server_cert.bundle, tls_key_store_password="key-pw",
+                        tls_trust_store=ca.pem) as server:
+        def whoami() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "zoolog", "zk", "-server",
+                 f"127.0.0.1:{server.secure_port}", "--tls", "--tls-ca", str(ca.pem),
+                 "--tls-cert", str(carol.cert), "--tls-key", str(carol.key), "whoami"],
+                capture_output=True, text=True, timeout=60, check=False)
+
+        assert "x509: CN=carol" in whoami().stdout
+        front = server.call(lambda: server.node.front)
+        assert isinstance(front, ProcessFront) and front.process is not None
+        assert "key-pw" not in " ".join(str(a) for a in front.process.args)
+        os.kill(front.process.pid, signal.SIGKILL)
+        wait_until(lambda: server.call(lambda: front.restarts) == 1, 10, "a new front")
+        wait_until(lambda: "x509: CN=carol" in whoami().stdout, 20,
+                   "TLS served by the new front")
 
 
 def test_the_front_dies_with_its_core_and_frees_the_port(tmp_path: Path) -> None:
