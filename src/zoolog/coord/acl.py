@@ -1,9 +1,10 @@
 """Access control: ACL matching, the digest scheme, and `auth`-scheme expansion.
 
 An identity is a `(scheme, id)` pair a connection has proven: every connection has
-`("ip", peer_address)`; `addauth digest user:pw` adds `("digest", "user:<base64 sha1>")`; the
-configured super user gets `SUPER_IDENTITY`, which passes every check. Identities travel inside
-each write txn so that `apply` checks permissions deterministically on every replica.
+`("ip", peer_address)`; `addauth digest user:pw` adds `("digest", "user:<base64 sha1>")`, a
+SASL DIGEST-MD5 login `("sasl", user)`, a TLS client certificate `("x509", subject DN)`; the
+configured super user gets `SUPER_IDENTITY`, which passes every check. Identities travel
+inside each write txn so that `apply` checks permissions deterministically on every replica.
 """
 
 from __future__ import annotations
