@@ -273,6 +273,7 @@ class CoordService:
         self._children_cache: dict[str, tuple[Node, int, int, bytes]] = {}
         self._closing_sessions: set[int] = set()
         self.random_bytes: Callable[[int], bytes] = secrets.token_bytes  # SASL nonces
+        self._enforced_schemes = config.enforce_auth_schemes  # read on every request
         for session in state.sessions.values():
             self.tracker.add(session.session_id, session.timeout_ms, now_ms)
         self._reads: dict[int, Callable[[ConnState, Any], tuple[int, bytes | None]]] = {
@@ -400,12 +401,15 @@ class CoordService:
         if xid != XID.PING and op != OP.auth:
             conn.last_cxid = xid
             conn.last_op = _OP_ABBREVIATIONS.get(op, "UNKN")
-        if self.config.enforce_auth_schemes and op != OP.auth and op != OP.sasl and not any(
-            scheme in self.config.enforce_auth_schemes for scheme, _ in conn.identities
+        enforced = self._enforced_schemes
+        if enforced and op != OP.auth and op != OP.sasl and not any(
+            scheme in enforced for scheme, _ in conn.identities
         ):
             # ZooKeeper's AuthenticationHelper: answer, then close the connection (the session
             # stays until it expires)
-            self._answer_and_close(conn, encode_reply(xid, 0, ERR.SESSIONCLOSEDREQUIRESASLAUTH))
+            self._answer_and_close(conn, xid, op,
+                                   encode_reply(xid, 0, ERR.SESSIONCLOSEDREQUIRESASLAUTH),
+                                   "no identity of a scheme authentication is enforced for")
             return
         if op in WRITE_OPS:
             self._write(conn, xid, op, record, now_ms, body)
@@ -434,7 +438,7 @@ class CoordService:
     def _fail_unknown(self, conn: ConnState, xid: int, op: int) -> None:
         # zxid -1, as ZooKeeper 3.8's UnimplementedRequestProcessor answers (the request never
         # reached a processor that gives it a zxid; tests/differential checks the bytes)
-        self._answer_and_close(conn, encode_reply(xid, -1, ERR.UNIMPLEMENTED),
+        self._answer_and_close(conn, xid, op, encode_reply(xid, -1, ERR.UNIMPLEMENTED),
                                f"unknown opcode {op}")
 
     def _write(self, conn: ConnState, xid: int, op: int, record: Any, now_ms: int,
@@ -471,9 +475,10 @@ class CoordService:
         # "ip" is accepted and adds nothing: ZooKeeper's ip provider ignores the credential and
         # vouches for the peer address, which every connection already carries
         if scheme in ("digest", "ip"):
-            self._answer(conn, encode_reply(XID.AUTH, 0, ERR.OK))
+            self._answer(conn, XID.AUTH, OP.auth, encode_reply(XID.AUTH, 0, ERR.OK))
         else:  # "sasl" among them: SASL is negotiated with sasl requests, never with auth
-            self._answer_and_close(conn, encode_reply(XID.AUTH, 0, ERR.AUTHFAILED),
+            self._answer_and_close(conn, XID.AUTH, OP.auth,
+                                   encode_reply(XID.AUTH, 0, ERR.AUTHFAILED),
                                    f"authentication failed for scheme {scheme!r}")
 
     def _sasl(self, conn: ConnState, xid: int, record: Any) -> None:
@@ -496,10 +501,11 @@ class CoordService:
             conn.sasl = None
             required = "sasl" in self.config.enforce_auth_schemes
             if self.config.allow_sasl_failed_clients and not required:
-                self._answer(conn, encode_raw_reply(xid, 0, _NULL_BUFFER))
+                self._answer(conn, xid, OP.sasl, encode_raw_reply(xid, 0, _NULL_BUFFER))
                 return
             err = ERR.SESSIONCLOSEDREQUIRESASLAUTH if required else ERR.AUTHFAILED
-            self._answer_and_close(conn, encode_raw_reply(xid, 0, _NULL_BUFFER, err),
+            self._answer_and_close(conn, xid, OP.sasl,
+                                   encode_raw_reply(xid, 0, _NULL_BUFFER, err),
                                    f"SASL authentication failed: {exc}")
             return
         if sasl.complete and sasl.authorization_id is not None:
@@ -510,22 +516,23 @@ class CoordService:
             if name == self.config.sasl_super_user and acls.SUPER_IDENTITY not in conn.identities:
                 conn.identities.append(acls.SUPER_IDENTITY)
             conn.identity_tuple = tuple(conn.identities)
-        self._answer(conn, encode_raw_reply(xid, 0, SetSASLResponse(token).to_bytes()))
+        self._answer(conn, xid, OP.sasl,
+                     encode_raw_reply(xid, 0, SetSASLResponse(token).to_bytes()))
 
-    def _answer(self, conn: ConnState, frame: bytes) -> None:
+    def _answer(self, conn: ConnState, xid: int, op: int, frame: bytes) -> None:
         """A reply that needs no state, sent in the connection's reply order."""
-        pending = Pending(xid=0, op=OP.sasl, record=None, state=_READY, started_ms=0)
+        pending = Pending(xid, op, None, _READY, 0)
         pending.frame = frame
         conn.pending.append(pending)
         self._flush(conn, 0)
 
-    def _answer_and_close(self, conn: ConnState, frame: bytes,
-                          reason: str = "closed after reply") -> None:
+    def _answer_and_close(self, conn: ConnState, xid: int, op: int, frame: bytes,
+                          reason: str) -> None:
         """Stop reading the connection, answer it after what is ahead of this reply, then close
         it (ZooKeeper's sendResponse + sendCloseSession + disableRecv)."""
         conn.close_after_flush = True
         conn.close_reason = reason
-        self._answer(conn, frame)
+        self._answer(conn, xid, op, frame)
 
     def _close(self, conn_id: int, reason: str) -> None:
         self._closes.append((conn_id, reason))

@@ -16,6 +16,7 @@ write in `x509:` ACLs for ZooKeeper.
 
 from __future__ import annotations
 
+import argparse
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,22 @@ class TlsSettings:
         for protocol in self.protocols:
             args += ["--tls-protocol", protocol]
         return args
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, key_store_password: str | None
+                  ) -> TlsSettings:
+        """The inverse of `as_args`, from a parser `add_arguments` set up."""
+        return cls(Path(args.tls_key_store), key_store_password,
+                   Path(args.tls_trust_store) if args.tls_trust_store else None,
+                   args.tls_client_auth, tuple(args.tls_protocol))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The front process's options that `TlsSettings.as_args` fills in."""
+    parser.add_argument("--tls-key-store", help="PEM key and certificate chain")
+    parser.add_argument("--tls-trust-store", help="PEM CA certificates")
+    parser.add_argument("--tls-client-auth", default="need")
+    parser.add_argument("--tls-protocol", action="append", default=[])
 
 
 def store_type(location: Path, declared: str | None, key: str) -> None:

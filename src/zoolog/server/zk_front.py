@@ -41,7 +41,6 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from zoolog.errors import RemoteProtocolError, StartupError
@@ -69,6 +68,7 @@ from zoolog.protocol.zk.handoff import (
 )
 from zoolog.server.process import die_with_parent
 from zoolog.server.tls import TlsSettings, server_context, x509_identity
+from zoolog.server.tls import add_arguments as tls_arguments
 
 log = logging.getLogger("zoolog.zk.front")
 
@@ -548,10 +548,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  "the coordination node, not by hand)")
     parser.add_argument("--listen-fd", type=int, help="a plain listening socket")
     parser.add_argument("--secure-listen-fd", type=int, help="a TLS listening socket")
-    parser.add_argument("--tls-key-store", help="PEM key and certificate chain")
-    parser.add_argument("--tls-trust-store", help="PEM CA certificates")
-    parser.add_argument("--tls-client-auth", default="need")
-    parser.add_argument("--tls-protocol", action="append", default=[])
+    tls_arguments(parser)
     parser.add_argument("--link-fd", type=int, required=True)
     parser.add_argument("--frame-bytes-max", type=int, required=True)
     parser.add_argument("--connections-per-address-max", type=int, required=True)
@@ -571,10 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.listen_fd is not None:
         listeners.append((args.listen_fd, None))
     if args.secure_listen_fd is not None:
-        listeners.append((args.secure_listen_fd, TlsSettings(
-            Path(args.tls_key_store), os.environ.get(KEY_PASSWORD_ENV),
-            Path(args.tls_trust_store) if args.tls_trust_store else None,
-            args.tls_client_auth, tuple(args.tls_protocol))))
+        listeners.append((args.secure_listen_fd,
+                          TlsSettings.from_args(args, os.environ.get(KEY_PASSWORD_ENV))))
     asyncio.run(_serve_front(listeners, args.link_fd, args.frame_bytes_max,
                              args.connections_per_address_max))
     return 0
