@@ -110,6 +110,10 @@ class ServiceConfig:
     x509_super_user: str | None = None
     """A client certificate subject that bypasses every ACL
     (X509AuthenticationProvider.superUser)."""
+    replicated: bool = False
+    """One server of an ensemble (`coord/replica.py`): sessions touched by this server's
+    clients are collected in `touched` for the leader, and `sync` waits for a quorum read
+    index (`syncs` / `complete_sync`) instead of being answered at once."""
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -192,8 +196,10 @@ class ConnState:
     __slots__ = (
         "close_after_flush",
         "close_reason",
+        "closed_by_server",
         "conn_id",
         "established_ms",
+        "held",
         "identities",
         "identity_tuple",
         "last_cxid",
@@ -211,6 +217,7 @@ class ConnState:
         "sasl",
         "sent",
         "session_id",
+        "syncs_open",
         "timeout_ms",
         "touched_ms",
         "with_readonly_byte",
@@ -224,11 +231,14 @@ class ConnState:
         self.identities: list[tuple[str, str]] = [("ip", peer[0])]
         self.identity_tuple = tuple(self.identities)  # kept equal to `identities`
         self.pending: deque[Pending] = deque()
+        self.syncs_open = 0  # replicated: syncs awaiting their quorum read index
+        self.held: list[Proposal] | None = None  # writes sent after an open sync
         self.out: list[bytes] = []  # frames not yet taken by the runtime
         self.prep_context: PrepContext | None = None
         self.sasl: DigestMd5Server | None = None  # a DIGEST-MD5 negotiation under way
         self.touched_ms = -1  # when the session's deadline was last pushed back
         self.close_after_flush = False
+        self.closed_by_server = False
         self.close_reason = "closed after reply"
         self.with_readonly_byte = True
         self.established_ms = now_ms
@@ -274,6 +284,9 @@ class CoordService:
         self._closing_sessions: set[int] = set()
         self.random_bytes: Callable[[int], bytes] = secrets.token_bytes  # SASL nonces
         self._enforced_schemes = config.enforce_auth_schemes  # read on every request
+        self._replicated = config.replicated
+        self.touched: set[int] = set()  # replicated only: sessions to report to the leader
+        self.syncs: list[tuple[int, Pending]] = []  # replicated only: syncs awaiting a quorum
         for session in state.sessions.values():
             self.tracker.add(session.session_id, session.timeout_ms, now_ms)
         self._reads: dict[int, Callable[[ConnState, Any], tuple[int, bytes | None]]] = {
@@ -368,6 +381,8 @@ class CoordService:
             return
         self._attach(conn, session_id)
         self.tracker.touch(session_id, now_ms)
+        if self._replicated:
+            self.touched.add(session_id)
         self._send(conn, self._connect_response(conn, session_id, timeout))
 
     def _attach(self, conn: ConnState, session_id: int) -> None:
@@ -398,6 +413,8 @@ class CoordService:
         if conn.session_id and conn.touched_ms != now_ms:  # once per batch is enough
             conn.touched_ms = now_ms
             self.tracker.touch(conn.session_id, now_ms)
+            if self._replicated:
+                self.touched.add(conn.session_id)
         if xid != XID.PING and op != OP.auth:
             conn.last_cxid = xid
             conn.last_op = _OP_ABBREVIATIONS.get(op, "UNKN")
@@ -417,9 +434,17 @@ class CoordService:
             pending = Pending(xid, op, None, _WRITE, now_ms)
             conn.pending.append(pending)
             self._closing_sessions.add(conn.session_id)
-            self.proposals.append(
-                (Txn(conn.session_id, xid, 0, now_ms, OP.closeSession), conn_id, pending)
-            )
+            self._propose(conn, Txn(conn.session_id, xid, 0, now_ms, OP.closeSession), pending)
+        elif op == OP.sync and self._replicated:
+            pending = Pending(xid, op, record, _WRITE, now_ms)
+            conn.pending.append(pending)
+            conn.syncs_open += 1
+            if conn.held is None:
+                # the connection's later writes wait for the sync: were they logged at once,
+                # one could apply before the sync's read index is confirmed, and the reads
+                # queued behind the sync would see a write sent after them
+                conn.held = []
+            self.syncs.append((conn_id, pending))
         elif op == OP.auth:
             self._auth(conn, record)
         elif op == OP.sasl:
@@ -461,7 +486,13 @@ class CoordService:
             if isinstance(err, MultiPrepError):
                 pending.multi_fail = (err.index, err.code)
             txn = Txn(conn.session_id, xid, 0, now_ms, OP.error, (), ErrorResponse(err.code))
-        self.proposals.append((txn, conn.conn_id, pending))
+        self._propose(conn, txn, pending)
+
+    def _propose(self, conn: ConnState, txn: Txn, pending: Pending) -> None:
+        if conn.held is not None:  # behind a sync: logged once the sync is answered
+            conn.held.append((txn, conn.conn_id, pending))
+        else:
+            self.proposals.append((txn, conn.conn_id, pending))
 
     def _auth(self, conn: ConnState, record: Any) -> None:
         scheme = record.scheme or ""
@@ -536,6 +567,62 @@ class CoordService:
 
     def _close(self, conn_id: int, reason: str) -> None:
         self._closes.append((conn_id, reason))
+
+    def close(self, conn_id: int, reason: str) -> None:
+        """Close a connection for the runtime's own reasons (an ensemble server that lost its
+        leader); its session lives on until it expires or the client comes back."""
+        conn = self.conns.get(conn_id)
+        if conn is not None and not conn.closed_by_server:
+            conn.closed_by_server = True
+            conn.close_after_flush = True  # read nothing more from it
+            self._close(conn_id, reason)
+
+    def close_all(self, reason: str) -> None:
+        for conn_id in list(self.conns):
+            self._close(conn_id, reason)
+
+    # ------------------------------------------------------------------ ensemble hooks
+
+    def proposal_lost(self, txn: Txn, conn_id: int | None, reason: str) -> None:
+        """A proposal will never be answered (its leader went, or the link to it dropped
+        it); it may still commit if the leader logged it. The connection waiting for it is
+        closed, so that its client sees a connection loss, as after a ZooKeeper follower
+        lost its leader."""
+        if txn.op == OP.createSession and conn_id is not None:
+            self._sessions_in_flight -= 1
+        elif txn.op == OP.closeSession:
+            self._closing_sessions.discard(txn.session_id)
+        if conn_id is not None:
+            self.close(conn_id, reason)
+
+    def complete_sync(self, conn_id: int, pending: Pending, now_ms: int) -> None:
+        """A quorum confirmed a read index this server has now applied: answer the sync."""
+        conn = self.conns.get(conn_id)
+        if conn is None or pending.state != _WRITE:
+            return
+        pending.state = _READ  # answered like a read once its turn comes (its zxid then)
+        conn.syncs_open -= 1
+        if conn.syncs_open == 0 and conn.held is not None:
+            self.proposals.extend(conn.held)
+            conn.held = None
+        self._flush(conn, now_ms)
+
+    def refresh_sessions(self, now_ms: int) -> None:
+        """This server became the ensemble's leader: every session gets a fresh timeout
+        (ZooKeeper's leader does the same), since the touches of the old one are gone."""
+        self.tracker = SessionTracker(self.config.tick_ms)
+        for session in self.state.sessions.values():
+            self.tracker.add(session.session_id, session.timeout_ms, now_ms)
+        self._closing_sessions.clear()
+
+    def replace_state(self, state: CoordState, now_ms: int) -> None:
+        """The ensemble sent a snapshot newer than what this server applied: serve it.
+        Every client connection is closed (they come back with their sessions and watches,
+        as a ZooKeeper follower's clients do after it resynchronised)."""
+        self.close_all("server loaded a snapshot from the leader")
+        self.state = state
+        self._children_cache.clear()
+        self.refresh_sessions(now_ms)
 
     def take_output(self) -> Output:
         """What the service asked for since the last call (see the module docstring)."""
